@@ -1,0 +1,26 @@
+"""Stage 2: run the frozen MobileNetV2 once per image -> data/features."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
+
+from transfer.errors import run_stage  # noqa: E402
+from transfer.features import extract_all  # noqa: E402
+from transfer.io import atomic_path  # noqa: E402
+from transfer.model import build_base, build_feature_extractor  # noqa: E402
+from transfer.params import load_params  # noqa: E402
+
+
+def main():
+    params = load_params()
+    base = build_base(params["data"]["image_size"], params["model"]["weights"])
+    extractor = build_feature_extractor(base)
+    with atomic_path("data/features") as features:
+        features.mkdir()
+        counts = extract_all(extractor, "data/prepared", features, params["extract"]["batch_size"])
+    print(f"extracted features: {counts}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,46 @@
+"""Stage 4: unfreeze the top of the base and train base + head on images -> models/model.keras."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
+
+from transfer.data import image_dataset  # noqa: E402
+from transfer.errors import run_stage  # noqa: E402
+from transfer.io import atomic_path, write_csv, write_json  # noqa: E402
+from transfer.model import build_augmentation, build_base, build_classifier, load_model, unfreeze_top  # noqa: E402
+from transfer.params import load_params  # noqa: E402
+from transfer.training import HISTORY_COLUMNS, compile_model, fit, seed_everything  # noqa: E402
+
+
+def main():
+    params = load_params()
+    config, seed = params["finetune"], params["data"]["seed"]
+    seed_everything(seed)
+    base = build_base(params["data"]["image_size"], params["model"]["weights"])
+    unfreeze_top(base, config["fine_tune_at"])
+    head = load_model("models/head.keras")
+    augmentation = build_augmentation(seed) if config["augment"] else None
+    model = build_classifier(base, head, augmentation)
+    compile_model(model, config["learning_rate"])
+    print(f"trainable variables: {len(model.trainable_variables)}")
+
+    train = image_dataset("data/prepared", "train", config["batch_size"], config["shuffle_buffer"], seed)
+    validation = image_dataset("data/prepared", "validation", config["batch_size"])
+    history = fit(
+        model,
+        train,
+        validation,
+        first_epoch=params["train_head"]["epochs"],
+        epochs=config["epochs"],
+        phase="finetune",
+    )
+
+    with atomic_path("models/model.keras") as path:
+        model.save(path)
+    write_csv("plots/finetune_history.csv", history, HISTORY_COLUMNS)
+    write_json("metrics/finetune.json", {"final": {name: history[-1][name] for name in HISTORY_COLUMNS[2:]}})
+
+
+if __name__ == "__main__":
+    run_stage(main)

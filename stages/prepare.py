@@ -1,0 +1,40 @@
+"""Stage 1: raw images -> resized train/validation/test shards in data/prepared."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
+
+from transfer.data import SPLITS, prepare_folder, prepare_tfds, read_meta, read_shards  # noqa: E402
+from transfer.errors import run_stage  # noqa: E402
+from transfer.io import atomic_path, write_json  # noqa: E402
+from transfer.params import load_params  # noqa: E402
+from transfer.reports import plot_samples  # noqa: E402
+
+
+def main():
+    data = load_params()["data"]
+    with atomic_path("data/prepared") as prepared:
+        if data["source"] == "folder":
+            counts, skipped = prepare_folder(
+                data["path"], prepared, data["image_size"], data["split"], data["seed"]
+            )
+        else:
+            counts, skipped = prepare_tfds(prepared, data["image_size"], data["split"])
+        class_names = read_meta(prepared)["class_names"]
+        images, labels, _ = next(read_shards(prepared, "train"))
+        with atomic_path("plots/samples.png") as samples:
+            plot_samples(images, labels, class_names, samples)
+
+    summary = {split: {**counts[split], "total": sum(counts[split].values())} for split in SPLITS}
+    summary["skipped"] = len(skipped)
+    write_json("metrics/prepare.json", summary)
+    write_json("metrics/skipped.json", [{"path": path, "reason": reason} for path, reason in skipped])
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    totals = ", ".join(f"{split} {summary[split]['total']}" for split in SPLITS)
+    print(f"prepared {totals}; skipped {len(skipped)}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

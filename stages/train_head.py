@@ -1,0 +1,52 @@
+"""Stage 3: train the Dense(1) head on cached features -> models/head.keras."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
+
+from transfer.errors import run_stage  # noqa: E402
+from transfer.features import load_features  # noqa: E402
+from transfer.io import atomic_path, write_csv, write_json  # noqa: E402
+from transfer.model import build_head  # noqa: E402
+from transfer.params import load_params  # noqa: E402
+from transfer.training import (  # noqa: E402
+    HISTORY_COLUMNS,
+    compile_model,
+    evaluate,
+    feature_dataset,
+    fit,
+    seed_everything,
+)
+
+
+def main():
+    params = load_params()
+    config, seed = params["train_head"], params["data"]["seed"]
+    seed_everything(seed)
+    train = feature_dataset(
+        *load_features("data/features", "train"), config["batch_size"], config["shuffle_buffer"], seed
+    )
+    validation = feature_dataset(*load_features("data/features", "validation"), config["batch_size"])
+
+    head = build_head(config["dropout"])
+    compile_model(head, config["learning_rate"])
+    initial = evaluate(head, validation)
+    print(f"initial loss: {initial['loss']:.2f}, initial accuracy: {initial['accuracy']:.2f}")
+    history = fit(head, train, validation, first_epoch=0, epochs=config["epochs"], phase="head")
+
+    with atomic_path("models/head.keras") as path:
+        head.save(path)
+    write_csv("plots/head_history.csv", history, HISTORY_COLUMNS)
+    last = history[-1]
+    write_json(
+        "metrics/train_head.json",
+        {
+            "initial": {"val_loss": initial["loss"], "val_accuracy": initial["accuracy"]},
+            "final": {name: last[name] for name in HISTORY_COLUMNS[2:]},
+        },
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,70 @@
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import transfer  # noqa: F401  (sets TensorFlow's environment before TensorFlow loads)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TRANSFER_SHARED", PROJECT_ROOT.parent / "shared"))
+SHARED_WEIGHTS = SHARED / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.h5"
+SHARED_PHOTOS = SHARED / "data" / "cats_and_dogs_filtered"
+
+
+def make_image(path, color, size=(40, 30), mode="RGB", fmt=None, noise_seed=0):
+    """A small image of one dominant colour with some noise, written to path."""
+    rng = np.random.default_rng(noise_seed)
+    pixels = np.clip(np.array(color) + rng.integers(-30, 30, size=(size[1], size[0], 3)), 0, 255)
+    image = Image.fromarray(pixels.astype(np.uint8), "RGB")
+    if mode != "RGB":
+        image = image.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format=fmt)
+    return path
+
+
+def make_image_folder(root, per_class=20, classes=("cats", "dogs")):
+    """A folder source: reddish 'cats' and bluish 'dogs', easy to tell apart."""
+    colors = [(200, 60, 60), (60, 60, 200), (60, 200, 60)]
+    for class_index, name in enumerate(classes):
+        for index in range(per_class):
+            make_image(root / name / f"{index:03d}.jpg", colors[class_index], noise_seed=index)
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    return make_image_folder(tmp_path / "images")
+
+
+@pytest.fixture(scope="session")
+def shared_weights():
+    if not SHARED_WEIGHTS.is_file():
+        pytest.skip(f"shared weights not found at {SHARED_WEIGHTS}")
+    return SHARED_WEIGHTS
+
+
+@pytest.fixture(scope="session")
+def shared_photos():
+    if not SHARED_PHOTOS.is_dir():
+        pytest.skip(f"shared photos not found at {SHARED_PHOTOS}")
+    return SHARED_PHOTOS
+
+
+def default_params():
+    import yaml
+
+    return yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+
+
+def copy_shared_subset(destination, per_class):
+    """The first per_class training photos of each class from the shared set."""
+    for class_name, prefix in (("cats", "cat"), ("dogs", "dog")):
+        (destination / class_name).mkdir(parents=True)
+        for index in range(per_class):
+            name = f"{prefix}.{index}.jpg"
+            shutil.copy(SHARED_PHOTOS / "train" / class_name / name, destination / class_name / name)
+    return destination

@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from tests.conftest import make_image_folder
+from transfer.data import prepare_folder, read_shards
+from transfer.errors import PipelineError
+from transfer.features import extract_all, load_features
+from transfer.model import FEATURE_SIZE, build_base, build_feature_extractor
+
+
+def test_extract_writes_the_extractors_features_for_every_split(tmp_path, monkeypatch):
+    monkeypatch.setattr("transfer.data.SHARD_BYTES", 32 * 32 * 3 * 10)  # several shards per split
+    root = make_image_folder(tmp_path / "images", per_class=25)
+    prepare_folder(root, tmp_path / "prepared", 32, [0.6, 0.2, 0.2], seed=0)
+    extractor = build_feature_extractor(build_base(32, "none"))
+    (tmp_path / "features").mkdir()
+
+    counts = extract_all(extractor, tmp_path / "prepared", tmp_path / "features", batch_size=8)
+
+    assert sum(counts.values()) == 50
+    for split, count in counts.items():
+        features, labels = load_features(tmp_path / "features", split)
+        assert features.shape == (count, FEATURE_SIZE) and features.dtype == np.float32
+        images = np.concatenate([images for images, _, _ in read_shards(tmp_path / "prepared", split)])
+        expected_labels = np.concatenate(
+            [labels for _, labels, _ in read_shards(tmp_path / "prepared", split)]
+        )
+        np.testing.assert_array_equal(labels, expected_labels)
+        np.testing.assert_allclose(features, extractor.predict(images, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_missing_features_are_a_clear_error(tmp_path):
+    with pytest.raises(PipelineError, match="features not found: .*train_features.npy"):
+        load_features(tmp_path, "train")

@@ -1,0 +1,96 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT, default_params
+from transfer.errors import PipelineError
+from transfer.params import load_params, validate
+
+
+def test_project_params_are_valid():
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    assert params["data"]["source"] == "tfds"
+    assert params["finetune"]["fine_tune_at"] == 100
+
+
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("data", "source", "kaggle", "data.source = 'kaggle' is invalid: must be one of tfds, folder"),
+        ("data", "image_size", 0, "data.image_size = 0 is invalid"),
+        ("data", "image_size", 16, "must be an integer >= 32"),
+        ("data", "split", [0.8, 0.1], "data.split"),
+        ("data", "split", [0.8, 0.1, 0.2], "summing to 1"),
+        ("train_head", "learning_rate", 0, "train_head.learning_rate = 0 is invalid: must be a positive"),
+        ("train_head", "learning_rate", -1e-4, "train_head.learning_rate"),
+        ("train_head", "epochs", 0, "train_head.epochs = 0 is invalid"),
+        ("train_head", "epochs", 2.5, "train_head.epochs = 2.5"),
+        ("finetune", "epochs", -1, "finetune.epochs = -1"),
+        ("finetune", "batch_size", 0, "finetune.batch_size = 0"),
+        ("train_head", "batch_size", True, "train_head.batch_size = True"),
+        ("finetune", "fine_tune_at", -5, "finetune.fine_tune_at = -5"),
+        ("finetune", "learning_rate", "fast", "finetune.learning_rate = 'fast'"),
+        ("train_head", "dropout", 1.0, "train_head.dropout = 1.0"),
+    ],
+)
+def test_invalid_values_name_key_value_and_what_is_allowed(section, key, value, expected):
+    params = default_params()
+    params[section][key] = value
+    with pytest.raises(PipelineError, match="^params.yaml: ") as error:
+        validate(params)
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_key_suggests_the_close_one():
+    params = default_params()
+    params["finetune"]["fine_tune_a"] = 3
+    with pytest.raises(
+        PipelineError, match=r"unknown key 'finetune.fine_tune_a' \(did you mean 'fine_tune_at'\?\)"
+    ):
+        validate(params)
+
+
+def test_unknown_and_missing_sections():
+    params = default_params()
+    params["trian_head"] = params.pop("train_head")
+    with pytest.raises(PipelineError, match=r"unknown section 'trian_head' \(did you mean 'train_head'\?\)"):
+        validate(params)
+    del params["trian_head"]
+    with pytest.raises(PipelineError, match="missing section 'train_head'"):
+        validate(params)
+
+
+def test_bad_yaml_is_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("data: [unclosed\n")
+    with pytest.raises(PipelineError, match="is not valid YAML") as error:
+        load_params(path)
+    assert "\n" not in str(error.value)
+
+
+def test_yaml_cannot_run_code(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("data: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(PipelineError):
+        load_params(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_stage_with_bad_param_exits_with_one_line_and_writes_nothing(tmp_path):
+    params = default_params()
+    params["data"]["source"] = "kaggle"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "stages" / "prepare.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: params.yaml: data.source = 'kaggle' is invalid: must be one of tfds, folder"
+    ]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["params.yaml"]

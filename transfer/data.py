@@ -1,0 +1,264 @@
+"""Raw images in, resized split shards out, and back again as tf.data.
+
+Prepared data lives in one folder: `meta.json` (class names, image size, the
+shard files of each split) and shards `<split>-NNNNN.npz`, each an
+uncompressed NumPy archive of `images` (uint8, N x S x S x 3), `labels`
+(int64) and `ids` (the source file's relative path, or the tfds split and
+index). A few big shards instead of one file per image, because DVC is slow
+with many small files; uncompressed, because photos barely compress losslessly
+and decompression would slow every epoch of fine-tuning.
+"""
+
+import hashlib
+import json
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from transfer.errors import PipelineError
+
+SPLITS = ("train", "validation", "test")
+META_FILE = "meta.json"
+# About 64 MiB of pixels per shard: few files, bounded memory when reading one.
+SHARD_BYTES = 64 * 2**20
+# Errors PIL raises for files that are not (complete) images.
+UNREADABLE_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+def load_image(path, image_size):
+    """Decode any image PIL reads to RGB uint8 at image_size x image_size.
+
+    EXIF orientation is applied, so phone photos are upright; grayscale, CMYK,
+    palette and alpha images are converted to RGB (alpha is dropped). Raises
+    one of UNREADABLE_IMAGE_ERRORS for a file that is not a complete image;
+    PIL refuses images over ~179 megapixels (DecompressionBombError).
+    """
+    with warnings.catch_warnings():
+        # PIL warns before it refuses; the refusal itself is the error we report.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            return resize_image(image.convert("RGB"), image_size)
+
+
+def resize_image(image, image_size):
+    """Squash a PIL image or an HxWx3 uint8 array to a square, as the tutorial does."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    resized = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def split_key(relative_path, seed):
+    """A stable number in [0, 1) for a file, from its path relative to data.path.
+
+    Depends only on the path and the seed, so adding or removing other photos
+    never moves a photo to another split; changing the seed reshuffles.
+    """
+    digest = hashlib.sha256(f"{seed}:{relative_path}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_of(key, fractions):
+    """The split a split_key falls into, given (train, validation, test) fractions."""
+    train, validation, _ = fractions
+    if key < train:
+        return "train"
+    if key < train + validation:
+        return "validation"
+    return "test"
+
+
+def list_folder(root):
+    """Find candidate images under root, one sub-folder per class.
+
+    Returns (images, skipped): images as (relative_path, class_name) and
+    skipped as (relative_path, reason) for files that cannot be a labelled
+    image. The class of a file is the name of the folder that holds it.
+    Symbolic links to folders are not followed (no loops).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise PipelineError(f"data.path does not exist or is not a folder: {root}")
+    images, skipped = [], []
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        relative_folder = Path(folder).relative_to(root)
+        for name in sorted(files):
+            relative_path = (relative_folder / name).as_posix()
+            if name.startswith("."):
+                skipped.append((relative_path, "hidden file"))
+            elif any(part.startswith(".") for part in relative_folder.parts):
+                skipped.append((relative_path, "inside a hidden folder"))
+            elif relative_folder == Path("."):
+                skipped.append((relative_path, "not inside a class folder"))
+            else:
+                images.append((relative_path, relative_folder.name))
+    return images, skipped
+
+
+class PreparedWriter:
+    """Collects resized images per split and writes them as shards plus meta.json."""
+
+    def __init__(self, out_dir, image_size, class_names, source):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.image_size = image_size
+        self.class_names = list(class_names)
+        self.source = source
+        self.shard_capacity = max(1, SHARD_BYTES // (image_size * image_size * 3))
+        self.pending = {split: [] for split in SPLITS}
+        self.shards = {split: [] for split in SPLITS}
+        self.counts = {split: {name: 0 for name in self.class_names} for split in SPLITS}
+
+    def add(self, split, image, label, example_id):
+        self.pending[split].append((image, label, example_id))
+        self.counts[split][self.class_names[label]] += 1
+        if len(self.pending[split]) >= self.shard_capacity:
+            self._flush(split)
+
+    def _flush(self, split):
+        examples = self.pending[split]
+        if not examples:
+            return
+        name = f"{split}-{len(self.shards[split]):05d}.npz"
+        images, labels, ids = zip(*examples)
+        np.savez(
+            self.out_dir / name,
+            images=np.stack(images),
+            labels=np.asarray(labels, dtype=np.int64),
+            ids=np.asarray(ids, dtype=str),
+        )
+        self.shards[split].append(name)
+        self.pending[split] = []
+
+    def close(self):
+        """Write the last shards and meta.json; returns the counts per split and class."""
+        for split in SPLITS:
+            self._flush(split)
+            if sum(self.counts[split].values()) == 0:
+                raise PipelineError(f"split '{split}' is empty: too few images for data.split")
+        meta = {
+            "source": self.source,
+            "image_size": self.image_size,
+            "class_names": self.class_names,
+            "splits": {
+                split: {"count": sum(self.counts[split].values()), "shards": self.shards[split]}
+                for split in SPLITS
+            },
+        }
+        (self.out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        return self.counts
+
+
+def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None):
+    """Split and resize a folder-per-class image tree; returns (counts, skipped)."""
+    root = Path(root)
+    candidates, skipped = list_folder(root)
+    class_names = sorted({class_name for _, class_name in candidates})
+    if len(class_names) < 2:
+        raise PipelineError(
+            f"data.path must hold at least two class folders, found {len(class_names)} in {root}"
+        )
+    if len(class_names) > 2:
+        raise PipelineError(
+            f"the classifier is binary: data.path must hold exactly two class folders, "
+            f"found {len(class_names)} ({', '.join(class_names)})"
+        )
+    # Within each split, order by the hash: classes end up interleaved, so a
+    # shuffle buffer smaller than the split still mixes them.
+    keyed = sorted((split_key(path, seed), path, class_name) for path, class_name in candidates)
+
+    def load(item):
+        key, path, class_name = item
+        try:
+            return item, load_image(root / path, image_size), None
+        except UNREADABLE_IMAGE_ERRORS as error:
+            return item, None, f"unreadable: {' '.join(str(error).split()) or type(error).__name__}"
+
+    writer = PreparedWriter(out_dir, image_size, class_names, source=f"folder:{root}")
+    # PIL releases the GIL while decoding, so threads decode in parallel.
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        for (key, path, class_name), image, reason in pool.map(load, keyed):
+            if image is None:
+                skipped.append((path, reason))
+                continue
+            writer.add(split_of(key, fractions), image, class_names.index(class_name), path)
+    return writer.close(), sorted(skipped)
+
+
+def tfds_split_names(fractions):
+    """tfds slicing of cats_vs_dogs' single 'train' split into train/validation/test."""
+    train_end = round(fractions[0] * 100)
+    validation_end = round((fractions[0] + fractions[1]) * 100)
+    if (
+        abs(train_end - fractions[0] * 100) > 1e-6
+        or abs(validation_end - (fractions[0] + fractions[1]) * 100) > 1e-6
+    ):
+        raise PipelineError(
+            f"data.split = {list(fractions)} is invalid for the tfds source: must be whole percents"
+        )
+    return [f"train[:{train_end}%]", f"train[{train_end}%:{validation_end}%]", f"train[{validation_end}%:]"]
+
+
+def prepare_tfds(out_dir, image_size, fractions, name="cats_vs_dogs"):
+    """Download (or reuse) a TensorFlow Datasets image set and write it as shards."""
+    import tensorflow_datasets as tfds
+
+    split_names = tfds_split_names(fractions)
+    try:
+        datasets, info = tfds.load(name, split=split_names, as_supervised=True, with_info=True)
+    except Exception as error:  # tfds raises many types; all mean "no dataset"
+        raise PipelineError(f"could not load tfds dataset '{name}': {' '.join(str(error).split())}") from None
+    writer = PreparedWriter(out_dir, image_size, info.features["label"].names, source=f"tfds:{name}")
+    for split, split_name, dataset in zip(SPLITS, split_names, datasets):
+        for index, (image, label) in enumerate(tfds.as_numpy(dataset)):
+            if image.shape[-1] == 1:
+                image = np.repeat(image, 3, axis=-1)
+            writer.add(split, resize_image(image, image_size), int(label), f"{split_name}#{index}")
+    # tfds itself drops the 1,738 corrupt cats_vs_dogs images while building.
+    return writer.close(), []
+
+
+def read_meta(prepared_dir):
+    path = Path(prepared_dir) / META_FILE
+    if not path.is_file():
+        raise PipelineError(f"prepared data not found: {path} (run the prepare stage)")
+    return json.loads(path.read_text())
+
+
+def read_shards(prepared_dir, split):
+    """Yield (images, labels, ids) one shard at a time: memory stays bounded."""
+    prepared_dir = Path(prepared_dir)
+    for name in read_meta(prepared_dir)["splits"][split]["shards"]:
+        with np.load(prepared_dir / name) as shard:
+            yield shard["images"], shard["labels"], shard["ids"]
+
+
+def image_dataset(prepared_dir, split, batch_size, shuffle_buffer=None, seed=None):
+    """A tf.data pipeline of (uint8 images, float32 labels) batches, streamed from shards."""
+    import tensorflow as tf
+
+    meta = read_meta(prepared_dir)
+    size = meta["image_size"]
+
+    def shards():
+        for images, labels, _ in read_shards(prepared_dir, split):
+            yield images, labels.astype(np.float32)
+
+    dataset = tf.data.Dataset.from_generator(
+        shards,
+        output_signature=(
+            tf.TensorSpec((None, size, size, 3), tf.uint8),
+            tf.TensorSpec((None,), tf.float32),
+        ),
+    ).unbatch()
+    # A known length gives Keras a real progress bar and epoch size.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(meta["splits"][split]["count"]))
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,63 @@
+"""Writing outputs so that a crash never leaves a half-written one behind.
+
+Everything is written to a hidden temporary sibling and renamed into place
+when complete; rename is atomic on one file system.
+"""
+
+import csv
+import io
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _temporary_sibling(path):
+    # The original suffix is kept: Keras and NumPy pick the format from it.
+    return path.with_name(f".partial-{path.name}")
+
+
+def _remove(path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path to write a file or folder to; move it to `path` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(path)
+    _remove(temporary)  # left over from a killed run
+    try:
+        yield temporary
+    except BaseException:
+        _remove(temporary)
+        raise
+    _remove(path)
+    os.replace(temporary, path)
+
+
+def write_text(path, text):
+    with atomic_path(path) as temporary:
+        Path(temporary).write_text(text)
+
+
+def write_json(path, data):
+    write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_csv(path, rows, columns):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def read_csv(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))

@@ -1,0 +1,109 @@
+"""The networks: MobileNetV2 base, the head, and the assembled classifier.
+
+Every model here takes RGB images with values 0-255: the [-1, 1] scaling that
+MobileNetV2 expects is a Rescaling layer inside the model, so a saved model is
+self-contained and safe to load (no Lambda layers).
+"""
+
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from transfer.errors import PipelineError
+
+FEATURE_SIZE = 1280  # MobileNetV2 (alpha 1.0) bottleneck channels
+
+
+def build_base(image_size, weights):
+    """keras.applications.MobileNetV2 without its top, frozen.
+
+    weights: "imagenet" (Keras downloads them once into ~/.keras/models),
+    "none" (random init), or a path to an .h5 weights file.
+    """
+    if weights == "none":
+        weights_arg = None
+    elif weights == "imagenet":
+        weights_arg = "imagenet"
+    else:
+        if not Path(weights).is_file():
+            raise PipelineError(f"model.weights: no such weights file: {weights}")
+        weights_arg = str(weights)
+    try:
+        base = keras.applications.MobileNetV2(
+            input_shape=(image_size, image_size, 3), include_top=False, weights=weights_arg
+        )
+    except Exception as error:  # download failures and bad .h5 files come as many types
+        raise PipelineError(
+            f"could not load model.weights = {weights!r}: {' '.join(str(error).split())}"
+        ) from None
+    base.trainable = False
+    return base
+
+
+def build_feature_extractor(base):
+    """Images (0-255) -> pooled 1280-wide bottleneck features."""
+    size = base.input_shape[1]
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1 / 127.5, offset=-1, name="to_minus_one_one")(inputs)
+    x = base(x, training=False)
+    outputs = layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, outputs, name="feature_extractor")
+
+
+def build_head(dropout=0.0):
+    """Pooled features -> one logit (the tutorial's Dense(1) prediction layer)."""
+    inputs = keras.Input((FEATURE_SIZE,), name="features")
+    x = layers.Dropout(dropout, name="dropout")(inputs) if dropout > 0 else inputs
+    outputs = layers.Dense(1, name="logit")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def build_augmentation(seed):
+    """The tutorial's augmentation: random horizontal flip and rotation (training only)."""
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.2, seed=seed),
+        ],
+        name="augmentation",
+    )
+
+
+def build_classifier(base, head, augmentation=None):
+    """Images (0-255) -> logit: [augmentation] -> scaling -> base -> pooling -> head."""
+    size = base.input_shape[1]
+    inputs = keras.Input((size, size, 3), name="image")
+    x = augmentation(inputs) if augmentation is not None else inputs
+    x = layers.Rescaling(1 / 127.5, offset=-1, name="to_minus_one_one")(x)
+    x = base(x, training=False)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = head(x)
+    return keras.Model(inputs, outputs, name="classifier")
+
+
+def unfreeze_top(base, fine_tune_at):
+    """Make base layers from index fine_tune_at up trainable, BatchNorm excluded.
+
+    BatchNormalization layers stay frozen (trainable = False, which in Keras 3
+    also runs them in inference mode). `base(x, training=False)` alone is not
+    enough: Keras 3.15 overrides it when fit() calls the outer model with
+    training=True, and the moving statistics then drift.
+    """
+    if not 0 <= fine_tune_at <= len(base.layers):
+        raise PipelineError(
+            f"finetune.fine_tune_at = {fine_tune_at} is invalid: must be between 0 and "
+            f"{len(base.layers)} (the base's layer count)"
+        )
+    base.trainable = True
+    for index, layer in enumerate(base.layers):
+        frozen = index < fine_tune_at or isinstance(layer, layers.BatchNormalization)
+        layer.trainable = not frozen
+
+
+def load_model(path):
+    """Load a .keras model in safe mode: no code from the file ever runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"model not found: {path}")
+    return keras.models.load_model(path, safe_mode=True)

@@ -1,0 +1,134 @@
+"""params.yaml: loading and one schema that every stage checks first.
+
+Each stage validates the whole file before doing any work, so a typo in a
+late stage's section fails the first stage that runs instead of an hour in.
+"""
+
+import difflib
+import math
+from pathlib import Path
+
+import yaml
+
+from transfer.errors import PipelineError
+
+SOURCES = ("tfds", "folder")
+
+# Smallest input MobileNetV2 accepts.
+MIN_IMAGE_SIZE = 32
+
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _non_negative_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _positive_number(value):
+    return _is_number(value) and value > 0
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _image_size(value):
+    return _positive_int(value) and value >= MIN_IMAGE_SIZE
+
+
+def _fraction_below_one(value):
+    return _is_number(value) and 0 <= value < 1
+
+
+def _split(value):
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(_is_number(part) and part > 0 for part in value)
+        and abs(sum(value) - 1) < 1e-6
+    )
+
+
+def _non_empty_string(value):
+    return isinstance(value, str) and value.strip() != ""
+
+
+# section -> key -> (check, description of what is allowed)
+SCHEMA = {
+    "data": {
+        "source": (lambda v: v in SOURCES, f"one of {', '.join(SOURCES)}"),
+        "path": (_non_empty_string, "a folder path"),
+        "image_size": (_image_size, f"an integer >= {MIN_IMAGE_SIZE}"),
+        "split": (_split, "three positive fractions (train, validation, test) summing to 1"),
+        "seed": (_non_negative_int, "an integer >= 0"),
+    },
+    "model": {
+        "weights": (_non_empty_string, "imagenet, none, or a path to an .h5 weights file"),
+    },
+    "extract": {
+        "batch_size": (_positive_int, "a positive integer"),
+    },
+    "train_head": {
+        "epochs": (_positive_int, "a positive integer"),
+        "learning_rate": (_positive_number, "a positive number"),
+        "batch_size": (_positive_int, "a positive integer"),
+        "shuffle_buffer": (_positive_int, "a positive integer"),
+        "dropout": (_fraction_below_one, "a number in [0, 1)"),
+    },
+    "finetune": {
+        "epochs": (_positive_int, "a positive integer"),
+        "fine_tune_at": (_non_negative_int, "a layer index of the base, >= 0"),
+        "learning_rate": (_positive_number, "a positive number"),
+        "batch_size": (_positive_int, "a positive integer"),
+        "shuffle_buffer": (_positive_int, "a positive integer"),
+        "augment": (lambda v: isinstance(v, bool), "true or false"),
+    },
+    "evaluate": {
+        "batch_size": (_positive_int, "a positive integer"),
+    },
+}
+
+
+def _did_you_mean(name, candidates):
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def validate(params):
+    """Raise PipelineError naming the first key that breaks the schema."""
+    if not isinstance(params, dict):
+        raise PipelineError("params.yaml must be a mapping of sections")
+    for section, value in params.items():
+        if section not in SCHEMA:
+            raise PipelineError(f"params.yaml: unknown section '{section}'{_did_you_mean(section, SCHEMA)}")
+        if not isinstance(value, dict):
+            raise PipelineError(f"params.yaml: section '{section}' must be a mapping")
+    for section, keys in SCHEMA.items():
+        values = params.get(section)
+        if values is None:
+            raise PipelineError(f"params.yaml: missing section '{section}'")
+        for key in values:
+            if key not in keys:
+                raise PipelineError(f"params.yaml: unknown key '{section}.{key}'{_did_you_mean(key, keys)}")
+        for key, (check, allowed) in keys.items():
+            if key not in values:
+                raise PipelineError(f"params.yaml: missing key '{section}.{key}'")
+            if not check(values[key]):
+                raise PipelineError(
+                    f"params.yaml: {section}.{key} = {values[key]!r} is invalid: must be {allowed}"
+                )
+    return params
+
+
+def load_params(path="params.yaml"):
+    """Read and validate params.yaml; returns the nested dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"params file not found: {path}")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise PipelineError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+    return validate(params)
