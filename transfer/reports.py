@@ -1,6 +1,7 @@
 """Metrics from logits, and the figures the tutorial draws."""
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only: stages run without a display
 
@@ -90,6 +91,7 @@ def plot_learning_curves(history, path, fine_tune_start=None):
         axis.set_ylabel(metric)
         axis.legend(loc="best")
     loss_axis.set_xlabel("epoch")
+    loss_axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     figure.tight_layout()
     figure.savefig(path, format="png")
     plt.close(figure)
