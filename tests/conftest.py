@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 import transfer  # noqa: F401  (sets TensorFlow's environment before TensorFlow loads)
@@ -55,9 +56,16 @@ def shared_photos():
 
 
 def default_params():
-    import yaml
-
     return yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+
+
+def write_params(path, base=None, **changes):
+    """Write params.yaml to path: base (default: the project's) with section__key=value changes."""
+    params = base if base is not None else default_params()
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        params[section][key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def copy_shared_subset(destination, per_class):

@@ -14,6 +14,13 @@ def test_atomic_path_replaces_the_output_only_when_complete(tmp_path):
     assert sorted(path.name for path in target.parent.iterdir()) == ["model.keras"]
 
 
+def test_a_failure_removes_the_folders_it_created(tmp_path):
+    with pytest.raises(ValueError):
+        with atomic_path(tmp_path / "data" / "prepared"):
+            raise ValueError("bad input")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_atomic_path_keeps_the_suffix_and_works_for_folders(tmp_path):
     with atomic_path(tmp_path / "features") as temporary:
         temporary.mkdir()

@@ -1,8 +1,4 @@
-import subprocess
-import sys
-
 import pytest
-import yaml
 
 from tests.conftest import PROJECT_ROOT, default_params
 from transfer.errors import PipelineError
@@ -77,20 +73,3 @@ def test_yaml_cannot_run_code(tmp_path):
     with pytest.raises(PipelineError):
         load_params(path)
     assert not (tmp_path / "pwned").exists()
-
-
-def test_stage_with_bad_param_exits_with_one_line_and_writes_nothing(tmp_path):
-    params = default_params()
-    params["data"]["source"] = "kaggle"
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "stages" / "prepare.py")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "error: params.yaml: data.source = 'kaggle' is invalid: must be one of tfds, folder"
-    ]
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["params.yaml"]

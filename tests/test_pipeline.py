@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT, copy_shared_subset
+from tests.conftest import PROJECT_ROOT, copy_shared_subset, write_params
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +32,8 @@ def stages_run(output):
 
 
 def set_params(repo, **changes):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        params[section][key] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    path = repo / "params.yaml"
+    write_params(path, yaml.safe_load(path.read_text()), **changes)
 
 
 @pytest.fixture(scope="module")

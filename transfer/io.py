@@ -29,6 +29,7 @@ def _remove(path):
 def atomic_path(path):
     """Yield a temporary path to write a file or folder to; move it to `path` on success."""
     path = Path(path)
+    created = [parent for parent in reversed(path.parents) if not parent.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary_sibling(path)
     _remove(temporary)  # left over from a killed run
@@ -36,6 +37,9 @@ def atomic_path(path):
         yield temporary
     except BaseException:
         _remove(temporary)
+        for folder in reversed(created):  # leave no trace of a failed run
+            if not any(folder.iterdir()):
+                folder.rmdir()
         raise
     _remove(path)
     os.replace(temporary, path)
