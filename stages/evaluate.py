@@ -1,46 +1,76 @@
-"""Stage 5: test-split metrics of the head and of the fine-tuned model, and learning curves."""
+"""Stage 5: test-split metrics, predictions, curves and figures for both models."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
 
-import numpy as np  # noqa: E402
-
-from transfer.data import read_shards  # noqa: E402
+from transfer.data import read_meta  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
+from transfer.evaluation import (  # noqa: E402
+    PREDICTION_COLUMNS,
+    evaluation_report,
+    images_by_id,
+    most_confidently_wrong,
+    predict_split,
+    prediction_rows,
+)
 from transfer.features import load_features  # noqa: E402
-from transfer.io import atomic_path, read_csv, write_json  # noqa: E402
+from transfer.io import atomic_path, read_csv, write_csv, write_json  # noqa: E402
 from transfer.model import load_model  # noqa: E402
 from transfer.params import load_params  # noqa: E402
-from transfer.reports import binary_metrics, plot_learning_curves  # noqa: E402
+from transfer.reports import (  # noqa: E402
+    plot_learning_curves,
+    plot_misclassified,
+    precision_recall_points,
+    roc_points,
+    sigmoid,
+)
+from transfer.training import HISTORY_COLUMNS  # noqa: E402
+
+MISCLASSIFIED_SHOWN = 16
 
 
 def main():
     batch_size = load_params()["evaluate"]["batch_size"]
-    features, labels = load_features("data/features", "test")
+    class_names = read_meta("data/prepared")["class_names"]
+    features, head_labels = load_features("data/features", "test")
     head_logits = load_model("models/head.keras").predict(features, batch_size=batch_size, verbose=0)
+    logits, labels, ids = predict_split(load_model("models/model.keras"), "data/prepared", "test", batch_size)
 
-    model = load_model("models/model.keras")
-    image_labels, model_logits = [], []
-    for images, shard_labels, _ in read_shards("data/prepared", "test"):
-        model_logits.append(model.predict(images, batch_size=batch_size, verbose=0))
-        image_labels.append(shard_labels)
+    write_json("metrics/eval.json", evaluation_report(head_logits, head_labels, logits, labels, class_names))
+    rows = prediction_rows(logits, labels, ids, class_names)
+    write_csv("metrics/predictions.csv", rows, PREDICTION_COLUMNS)
+    for model, model_logits, model_labels in (
+        ("head", head_logits, head_labels),
+        ("finetuned", logits, labels),
+    ):
+        probabilities = sigmoid(model_logits)
+        write_csv(
+            f"plots/roc/{model}.csv", roc_points(model_labels, probabilities), ["fpr", "tpr", "threshold"]
+        )
+        write_csv(
+            f"plots/precision_recall/{model}.csv",
+            precision_recall_points(model_labels, probabilities),
+            ["recall", "precision", "threshold"],
+        )
 
-    write_json(
-        "metrics/eval.json",
-        {
-            "head": binary_metrics(labels, head_logits),
-            "finetuned": binary_metrics(np.concatenate(image_labels), np.concatenate(model_logits)),
-        },
-    )
+    wrong = most_confidently_wrong(rows, MISCLASSIFIED_SHOWN)
+    captions = [
+        f"true {row['true_label']}\npredicted {row['predicted_label']} ({row['score']:.2f})" for row in wrong
+    ]
+    with atomic_path("plots/misclassified.png") as path:
+        plot_misclassified(
+            images_by_id("data/prepared", "test", [row["id"] for row in wrong]), captions, path
+        )
+
     head_history = read_csv("plots/head_history.csv")
+    history = head_history + read_csv("plots/finetune_history.csv")
+    write_csv("plots/history.csv", history, HISTORY_COLUMNS)
     with atomic_path("plots/head_learning_curves.png") as path:
         plot_learning_curves(head_history, path)
     with atomic_path("plots/learning_curves.png") as path:
-        plot_learning_curves(
-            head_history + read_csv("plots/finetune_history.csv"), path, fine_tune_start=len(head_history)
-        )
+        plot_learning_curves(history, path, fine_tune_start=len(head_history))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 
 from transfer.errors import run_stage  # noqa: E402
 from transfer.features import extract_all  # noqa: E402
-from transfer.io import atomic_path  # noqa: E402
+from transfer.io import atomic_path, write_json  # noqa: E402
 from transfer.model import build_base, build_feature_extractor  # noqa: E402
 from transfer.params import load_params  # noqa: E402
 
@@ -19,6 +19,15 @@ def main():
     with atomic_path("data/features") as features:
         features.mkdir()
         counts = extract_all(extractor, "data/prepared", features, params["extract"]["batch_size"])
+    write_json(
+        "metrics/extract.json",
+        {
+            "base_layers": len(base.layers),
+            "base_output_shape": list(base.output_shape[1:]),
+            "feature_size": extractor.output_shape[-1],
+            "images": counts,
+        },
+    )
     print(f"extracted features: {counts}")
 
 

@@ -8,7 +8,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 from transfer.data import image_dataset  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
 from transfer.io import atomic_path, write_csv, write_json  # noqa: E402
-from transfer.model import build_augmentation, build_base, build_classifier, load_model, unfreeze_top  # noqa: E402
+from transfer.model import (  # noqa: E402
+    build_augmentation,
+    build_base,
+    build_classifier,
+    load_model,
+    model_facts,
+    unfreeze_top,
+)
 from transfer.params import load_params  # noqa: E402
 from transfer.training import HISTORY_COLUMNS, compile_model, fit, seed_everything  # noqa: E402
 
@@ -23,7 +30,8 @@ def main():
     augmentation = build_augmentation(seed) if config["augment"] else None
     model = build_classifier(base, head, augmentation)
     compile_model(model, config["learning_rate"])
-    print(f"trainable variables: {len(model.trainable_variables)}")
+    facts = model_facts(model)
+    print(f"trainable variables: {facts['trainable_variables']}")
 
     train = image_dataset("data/prepared", "train", config["batch_size"], config["shuffle_buffer"], seed)
     validation = image_dataset("data/prepared", "validation", config["batch_size"])
@@ -39,7 +47,8 @@ def main():
     with atomic_path("models/model.keras") as path:
         model.save(path)
     write_csv("plots/finetune_history.csv", history, HISTORY_COLUMNS)
-    write_json("metrics/finetune.json", {"final": {name: history[-1][name] for name in HISTORY_COLUMNS[2:]}})
+    final = {name: history[-1][name] for name in HISTORY_COLUMNS[2:]}
+    write_json("metrics/finetune.json", {"final": final, "model": facts})
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 from transfer.errors import run_stage  # noqa: E402
 from transfer.features import load_features  # noqa: E402
 from transfer.io import atomic_path, write_csv, write_json  # noqa: E402
-from transfer.model import build_head  # noqa: E402
+from transfer.model import build_head, model_facts  # noqa: E402
 from transfer.params import load_params  # noqa: E402
 from transfer.training import (  # noqa: E402
     HISTORY_COLUMNS,
@@ -44,6 +44,7 @@ def main():
         {
             "initial": {"val_loss": initial["loss"], "val_accuracy": initial["accuracy"]},
             "final": {name: last[name] for name in HISTORY_COLUMNS[2:]},
+            "model": model_facts(head),
         },
     )
 

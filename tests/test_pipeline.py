@@ -4,14 +4,18 @@ A few hundred of the shared cats and dogs photos, the shared ImageNet weights,
 96 px: the whole pipeline in about a minute on two cores.
 """
 
+import csv
+import io
 import json
 import math
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 import yaml
+from PIL import Image
 
 from tests.conftest import PROJECT_ROOT, copy_shared_subset, write_params
 
@@ -75,8 +79,19 @@ def test_repro_runs_every_stage_and_writes_every_output(repo):
     repo, first = repo
     assert stages_run(first.stdout) == STAGES
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    outputs = [out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])]
-    assert len(outputs) == 14
+    outputs = {out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+    assert outputs >= {
+        "data/prepared",
+        "data/features",
+        "models/head.keras",
+        "models/model.keras",
+        "metrics/eval.json",
+        "metrics/predictions.csv",
+        "plots/misclassified.png",
+        "plots/history.csv",
+        "plots/roc",
+        "plots/precision_recall",
+    }
     for path in outputs:
         assert (repo / path).exists(), path
 
@@ -85,8 +100,9 @@ def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
     repo, _ = repo
     evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
     for model in ("head", "finetuned"):
-        assert set(evaluation[model]) == {"accuracy", "loss", "precision", "recall", "auc"}
-        assert all(math.isfinite(value) for value in evaluation[model].values())
+        overall = {name: value for name, value in evaluation[model].items() if name != "per_class"}
+        assert set(overall) == {"accuracy", "loss", "precision", "recall", "f1", "auc"}
+        assert all(math.isfinite(value) for value in overall.values())
         assert evaluation[model]["accuracy"] >= 0.8, evaluation
     prepared = json.loads((repo / "metrics" / "prepare.json").read_text())
     assert sum(prepared[split]["total"] for split in ("train", "validation", "test")) == 300
@@ -95,14 +111,67 @@ def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
     assert skipped[0]["path"] == "dogs/notes.jpg" and skipped[0]["reason"].startswith("unreadable")
     head = json.loads((repo / "metrics" / "train_head.json").read_text())
     assert head["final"]["val_accuracy"] > head["initial"]["val_accuracy"]
+    assert head["model"] == {
+        "total_params": 1281,
+        "trainable_params": 1281,
+        "non_trainable_params": 0,
+        "trainable_variables": 2,
+    }
+    finetune = json.loads((repo / "metrics" / "finetune.json").read_text())
+    assert finetune["model"]["total_params"] == 2257984 + 1281
+    extract = json.loads((repo / "metrics" / "extract.json").read_text())
+    assert extract["base_layers"] == 154 and extract["base_output_shape"] == [3, 3, 1280]
 
 
-def test_plots_hold_both_phases(repo):
+def test_predictions_table_and_misclassified_grid_agree_with_the_metrics(repo):
+    repo, _ = repo
+    evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
+    rows = list(csv.DictReader((repo / "metrics" / "predictions.csv").open()))
+    assert len(rows) == evaluation["test_images"] == len(set(row["id"] for row in rows))
+    correct = sum(row["true_label"] == row["predicted_label"] for row in rows)
+    assert correct / len(rows) == pytest.approx(evaluation["finetuned"]["accuracy"])
+    for class_name, figures in evaluation["finetuned"]["per_class"].items():
+        predicted = [row for row in rows if row["predicted_label"] == class_name]
+        actual = [row for row in rows if row["true_label"] == class_name]
+        hits = sum(row["true_label"] == row["predicted_label"] for row in predicted)
+        assert figures["precision"] == pytest.approx(hits / len(predicted))
+        assert figures["recall"] == pytest.approx(hits / len(actual))
+    assert all(0.5 <= float(row["score"]) <= 1 for row in rows)
+    with Image.open(repo / "plots" / "misclassified.png") as grid:
+        assert grid.format == "PNG"
+
+
+def plot_values(plots, name):
+    """The data points of one DVC plot, from `dvc plots show/diff --json`."""
+    return [point for entry in plots["data"][name] for point in entry["content"]["data"]["values"]]
+
+
+def test_plots_hold_every_figure_and_both_phases(repo):
     repo, _ = repo
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)
-    assert set(plots["data"]) >= {"loss", "accuracy", "plots/samples.png", "plots/learning_curves.png"}
-    epochs = sorted({int(point["epoch"]) for point in plots["data"]["loss"][0]["content"]["data"]["values"]})
-    assert epochs == [1, 2, 3, 4, 5, 6]
+    assert set(plots["data"]) >= {
+        "confusion",
+        "roc",
+        "precision_recall",
+        "loss",
+        "accuracy",
+        "plots/samples.png",
+        "plots/misclassified.png",
+        "plots/learning_curves.png",
+    }
+    history = plot_values(plots, "loss")
+    assert sorted({(int(point["epoch"]), point["phase"]) for point in history}) == [
+        (1, "head"),
+        (2, "head"),
+        (3, "head"),
+        (4, "head"),
+        (5, "head"),
+        (6, "finetune"),
+    ]
+    for name in ("roc", "precision_recall"):
+        assert {point["filename"] for point in plot_values(plots, name)} == {"head.csv", "finetuned.csv"}
+    confusion = plot_values(plots, "confusion")
+    assert {point["true_label"] for point in confusion} == {"cats", "dogs"}
 
 
 def test_nothing_changed_runs_nothing_and_a_head_param_reruns_only_downstream(repo):
@@ -120,3 +189,36 @@ def test_nothing_changed_runs_nothing_and_a_head_param_reruns_only_downstream(re
     params_diff = json.loads(run(["dvc", "params", "diff", "--json"], repo).stdout)
     learning_rate = params_diff["params.yaml"]["train_head.learning_rate"]
     assert (learning_rate["old"], learning_rate["new"]) == (0.001, 0.0005)
+
+
+def test_a_queued_sweep_compares_experiments(repo):
+    repo, _ = repo
+    run(["git", "reset", "--hard", "-q"], repo)
+    run(["dvc", "checkout", "--force"], repo)
+    run(["dvc", "exp", "run", "--queue", "-S", "finetune.fine_tune_at=80,120"], repo)
+    run(["dvc", "queue", "start"], repo)
+    for _ in range(300):
+        status = run(["dvc", "queue", "status"], repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    assert status.count("Success") == 2, status
+
+    table = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], repo).stdout)))
+    experiments = [
+        row for row in table if row["Experiment"] and row["finetune.fine_tune_at"] in ("80", "120")
+    ]
+    assert sorted(row["finetune.fine_tune_at"] for row in experiments) == ["120", "80"]
+    assert all(row["finetuned.accuracy"] and row["head.accuracy"] for row in experiments)
+    first, second = (row["Experiment"] for row in experiments)
+
+    diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json", first, second], repo).stdout)
+    accuracy = diff["metrics/eval.json"]["finetuned.accuracy"]
+    assert 0 < accuracy["old"] <= 1 and 0 < accuracy["new"] <= 1
+    plots = json.loads(run(["dvc", "plots", "diff", "--json", first, second], repo).stdout)
+    for name in ("confusion", "roc", "precision_recall", "loss", "accuracy"):
+        revisions = {point["rev"] for point in plot_values(plots, name)}
+        assert revisions == {first, second}, name
+
+    run(["dvc", "exp", "apply", second], repo)
+    assert yaml.safe_load((repo / "params.yaml").read_text())["finetune"]["fine_tune_at"] in (80, 120)

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transfer.reports import binary_metrics, plot_learning_curves, plot_samples, roc_auc
+from transfer.reports import (
+    binary_metrics,
+    plot_learning_curves,
+    plot_misclassified,
+    plot_samples,
+    precision_recall_points,
+    roc_auc,
+    roc_points,
+)
 
 
 def test_binary_metrics_on_known_logits():
@@ -46,6 +54,34 @@ def test_plots_are_written_as_png(tmp_path):
         {"epoch": 3, "accuracy": 0.9, "val_accuracy": 0.85, "loss": 0.3, "val_loss": 0.4},
     ]
     plot_learning_curves(history, tmp_path / "curves.png", fine_tune_start=2)
-    for name in ("samples.png", "curves.png"):
+    plot_misclassified(images[:3], ["true cats\npredicted dogs (0.97)"] * 3, tmp_path / "wrong.png")
+    plot_misclassified([], [], tmp_path / "none_wrong.png")
+    for name in ("samples.png", "curves.png", "wrong.png", "none_wrong.png"):
         with Image.open(tmp_path / name) as image:
             assert image.format == "PNG" and image.width > 300
+
+
+def test_per_class_metrics_cover_both_classes():
+    labels = [1, 1, 1, 0, 0, 0]
+    logits = [2.0, 0.5, -1.0, -3.0, 0.2, -0.1]
+    per_class = binary_metrics(labels, logits, ["cat", "dog"])["per_class"]
+    # cat: predicted cat for 3 images (-1.0, -3.0, -0.1), 2 of them cats; 3 cats in all.
+    assert per_class["cat"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3})
+    assert per_class["dog"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3})
+    skewed = binary_metrics([1, 1, 0, 0], [1.0, 1.0, 1.0, -1.0], ["cat", "dog"])["per_class"]
+    assert skewed["cat"] == pytest.approx({"precision": 1.0, "recall": 0.5, "f1": 2 / 3})
+    assert skewed["dog"] == pytest.approx({"precision": 2 / 3, "recall": 1.0, "f1": 0.8})
+
+
+def test_roc_and_precision_recall_points():
+    labels = [1, 0, 1, 0]
+    scores = [0.9, 0.8, 0.7, 0.1]
+    roc = [(row["fpr"], row["tpr"]) for row in roc_points(labels, scores)]
+    assert roc == [(0, 0), (0, 0.5), (0.5, 0.5), (0.5, 1), (1, 1)]
+    pr = [(row["recall"], row["precision"]) for row in precision_recall_points(labels, scores)]
+    assert pr == pytest.approx([(0.5, 1), (0.5, 0.5), (1, 2 / 3), (1, 0.5)])
+
+
+def test_tied_scores_make_one_curve_point():
+    rows = roc_points([1, 0, 1], [0.5, 0.5, 0.2])
+    assert [(row["fpr"], row["tpr"]) for row in rows] == [(0, 0), (1, 0.5), (1, 1)]

@@ -5,6 +5,7 @@ MobileNetV2 expects is a Rescaling layer inside the model, so a saved model is
 self-contained and safe to load (no Lambda layers).
 """
 
+import math
 from pathlib import Path
 
 import keras
@@ -99,6 +100,18 @@ def unfreeze_top(base, fine_tune_at):
     for index, layer in enumerate(base.layers):
         frozen = index < fine_tune_at or isinstance(layer, layers.BatchNormalization)
         layer.trainable = not frozen
+
+
+def model_facts(model):
+    """Parameter and variable counts, as the tutorial prints them with summary()."""
+    trainable = sum(math.prod(variable.shape) for variable in model.trainable_weights)
+    total = model.count_params()
+    return {
+        "total_params": int(total),
+        "trainable_params": int(trainable),
+        "non_trainable_params": int(total - trainable),
+        "trainable_variables": len(model.trainable_variables),
+    }
 
 
 def load_model(path):

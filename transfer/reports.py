@@ -8,48 +8,101 @@ matplotlib.use("Agg")  # files only: stages run without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+# Decision threshold on the probability of class 1 (a logit of 0).
+THRESHOLD = 0.5
 
-def binary_metrics(labels, logits):
-    """accuracy, loss, precision, recall and ROC AUC of logits against 0/1 labels.
 
-    The decision threshold is a logit of 0 (probability 0.5). Loss is the mean
-    binary cross-entropy, computed stably from the logits.
+def sigmoid(logits):
+    return 1 / (1 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def precision_recall_f1(is_true, is_predicted):
+    """Precision, recall and F1 of one class, from boolean arrays (0 where undefined)."""
+    true_positives = np.sum(is_true & is_predicted)
+    precision = true_positives / max(np.sum(is_predicted), 1)
+    recall = true_positives / max(np.sum(is_true), 1)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+
+
+def binary_metrics(labels, logits, class_names=None):
+    """accuracy, loss, ROC AUC, and precision/recall/F1 of logits against 0/1 labels.
+
+    The overall precision, recall and F1 are those of class 1 (the positive
+    class); with class_names, `per_class` has them for every class. The
+    decision threshold is THRESHOLD on the probability (a logit of 0). Loss is
+    the mean binary cross-entropy, computed stably from the logits.
     """
     labels = np.asarray(labels, dtype=np.float64).reshape(-1)
     logits = np.asarray(logits, dtype=np.float64).reshape(-1)
     predicted = logits > 0
     positive = labels == 1
-    true_positives = np.sum(predicted & positive)
     loss = np.mean(np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits))))
-    return {
+    metrics = {
         "accuracy": float(np.mean(predicted == positive)),
         "loss": float(loss),
-        "precision": float(true_positives / max(np.sum(predicted), 1)),
-        "recall": float(true_positives / max(np.sum(positive), 1)),
+        **precision_recall_f1(positive, predicted),
         "auc": roc_auc(labels, logits),
     }
+    if class_names is not None:
+        metrics["per_class"] = {
+            class_names[0]: precision_recall_f1(~positive, ~predicted),
+            class_names[1]: precision_recall_f1(positive, predicted),
+        }
+    return metrics
+
+
+def roc_points(labels, scores):
+    """ROC curve as rows of fpr, tpr, threshold, from the highest threshold down."""
+    labels, scores = _sorted_by_score(labels, scores)
+    true_positives = np.concatenate([[0], np.cumsum(labels)])
+    false_positives = np.concatenate([[0], np.cumsum(1 - labels)])
+    last_of_each_score = _last_of_each_score(scores)
+    rows = [{"fpr": 0.0, "tpr": 0.0, "threshold": 1.0}]
+    for index in last_of_each_score:
+        rows.append(
+            {
+                "fpr": float(false_positives[index + 1] / max(false_positives[-1], 1)),
+                "tpr": float(true_positives[index + 1] / max(true_positives[-1], 1)),
+                "threshold": float(scores[index]),
+            }
+        )
+    return rows
+
+
+def precision_recall_points(labels, scores):
+    """Precision-recall curve as rows of recall, precision, threshold."""
+    labels, scores = _sorted_by_score(labels, scores)
+    true_positives = np.cumsum(labels)
+    rows = []
+    for index in _last_of_each_score(scores):
+        rows.append(
+            {
+                "recall": float(true_positives[index] / max(true_positives[-1], 1)),
+                "precision": float(true_positives[index] / (index + 1)),
+                "threshold": float(scores[index]),
+            }
+        )
+    return rows
+
+
+def _sorted_by_score(labels, scores):
+    order = np.argsort(-np.asarray(scores, dtype=np.float64).reshape(-1), kind="mergesort")
+    return np.asarray(labels, dtype=np.float64).reshape(-1)[order], np.asarray(scores).reshape(-1)[order]
+
+
+def _last_of_each_score(sorted_scores):
+    """Indices where a run of equal scores ends: one curve point per distinct threshold."""
+    return np.flatnonzero(np.append(np.diff(sorted_scores) != 0, True))
 
 
 def roc_auc(labels, scores):
-    """Area under the ROC curve: the chance a random positive outscores a random negative."""
-    labels = np.asarray(labels).reshape(-1) == 1
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    n_positive, n_negative = labels.sum(), (~labels).sum()
-    if n_positive == 0 or n_negative == 0:
+    """Area under the ROC curve (ties count half: the Mann-Whitney statistic)."""
+    labels = np.asarray(labels).reshape(-1)
+    if labels.min() == labels.max():
         return float("nan")
-    # Mann-Whitney U with average ranks for ties.
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    start = 0
-    while start < len(scores):
-        end = start
-        while end + 1 < len(scores) and sorted_scores[end + 1] == sorted_scores[start]:
-            end += 1
-        ranks[order[start : end + 1]] = (start + end) / 2 + 1
-        start = end + 1
-    u = ranks[labels].sum() - n_positive * (n_positive + 1) / 2
-    return float(u / (n_positive * n_negative))
+    rows = roc_points(labels, scores)
+    return float(np.trapezoid([row["tpr"] for row in rows], [row["fpr"] for row in rows]))
 
 
 def plot_samples(images, labels, class_names, path, count=9):
@@ -62,6 +115,23 @@ def plot_samples(images, labels, class_names, path, count=9):
         axis = figure.add_subplot(rows, columns, index + 1)
         axis.imshow(images[index])
         axis.set_title(class_names[int(labels[index])])
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    plt.close(figure)
+
+
+def plot_misclassified(images, captions, path, columns=4):
+    """A grid of images with two-line captions; a placeholder text if there are none."""
+    count = len(images)
+    rows = max(1, -(-count // columns))
+    figure = plt.figure(figsize=(3 * columns, 3.3 * rows))
+    if count == 0:
+        figure.text(0.5, 0.5, "No misclassified test images", ha="center", va="center", fontsize=16)
+    for index in range(count):
+        axis = figure.add_subplot(rows, columns, index + 1)
+        axis.imshow(images[index])
+        axis.set_title(captions[index], fontsize=10, color="darkred")
         axis.axis("off")
     figure.tight_layout()
     figure.savefig(path, format="png")

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from tests.conftest import make_image_folder
+from transfer.data import prepare_folder, read_shards
+from transfer.evaluation import (
+    evaluation_report,
+    images_by_id,
+    most_confidently_wrong,
+    predict_split,
+    prediction_rows,
+)
+from transfer.model import build_base, build_classifier, build_head
+from transfer.reports import binary_metrics
+
+CLASSES = ["cat", "dog"]
+
+
+def test_prediction_rows_score_is_the_predicted_class_probability():
+    rows = prediction_rows(np.array([2.0, -1.0, 0.0]), np.array([1, 1, 0]), ["a", "b", "c"], CLASSES)
+    assert [(row["true_label"], row["predicted_label"]) for row in rows] == [
+        ("dog", "dog"),
+        ("dog", "cat"),
+        ("cat", "cat"),
+    ]
+    assert rows[0]["score"] == pytest.approx(1 / (1 + np.exp(-2)), abs=1e-6)
+    assert rows[1]["score"] == pytest.approx(1 - 1 / (1 + np.exp(1)), abs=1e-6)
+    assert rows[2]["score"] == 0.5  # probability 0.5 is not above the threshold: class 0
+
+
+def test_most_confidently_wrong_first():
+    logits = np.array([3.0, -4.0, 1.0, -0.5, 2.0])
+    labels = np.array([0, 1, 0, 0, 1])  # wrong: 0 (dog 0.95), 1 (cat 0.98), 2 (dog 0.73)
+    rows = prediction_rows(logits, labels, ["a", "b", "c", "d", "e"], CLASSES)
+    assert [row["id"] for row in most_confidently_wrong(rows, 10)] == ["b", "a", "c"]
+    assert [row["id"] for row in most_confidently_wrong(rows, 2)] == ["b", "a"]
+
+
+def test_report_agrees_with_the_predictions_table():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 50).astype(float)
+    logits = rng.normal(size=50) + (labels * 2 - 1)
+    report = evaluation_report(logits - 0.3, labels, logits, labels, CLASSES)
+    rows = prediction_rows(logits, labels, [str(i) for i in range(50)], CLASSES)
+    correct = sum(row["true_label"] == row["predicted_label"] for row in rows)
+    assert report["finetuned"]["accuracy"] == pytest.approx(correct / 50)
+    predicted_dogs = [row for row in rows if row["predicted_label"] == "dog"]
+    dog_precision = sum(row["true_label"] == "dog" for row in predicted_dogs) / len(predicted_dogs)
+    assert report["finetuned"]["per_class"]["dog"]["precision"] == pytest.approx(dog_precision)
+    assert report["head"] == binary_metrics(labels, logits - 0.3, CLASSES)
+    assert report["test_images"] == 50 and report["threshold"] == 0.5
+    with pytest.raises(ValueError, match="disagree"):
+        evaluation_report(logits, 1 - labels, logits, labels, CLASSES)
+
+
+def test_predict_split_and_images_by_id(tmp_path, monkeypatch):
+    monkeypatch.setattr("transfer.data.SHARD_BYTES", 32 * 32 * 3 * 4)
+    root = make_image_folder(tmp_path / "images", per_class=10)
+    prepare_folder(root, tmp_path / "prepared", 32, [0.5, 0.25, 0.25], seed=0)
+    model = build_classifier(build_base(32, "none"), build_head())
+    logits, labels, ids = predict_split(model, tmp_path / "prepared", "train", batch_size=3)
+    shards = list(read_shards(tmp_path / "prepared", "train"))
+    images = np.concatenate([shard[0] for shard in shards])
+    np.testing.assert_allclose(logits, model.predict(images, verbose=0).reshape(-1), atol=1e-5)
+    np.testing.assert_array_equal(labels, np.concatenate([shard[1] for shard in shards]))
+    picked = images_by_id(tmp_path / "prepared", "train", [ids[-1], ids[0]])
+    np.testing.assert_array_equal(picked[0], images[-1])
+    np.testing.assert_array_equal(picked[1], images[0])

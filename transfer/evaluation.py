@@ -1,0 +1,63 @@
+"""Test-split predictions of both models, and what is reported about them."""
+
+import numpy as np
+
+from transfer.data import read_shards
+from transfer.reports import THRESHOLD, binary_metrics, sigmoid
+
+PREDICTION_COLUMNS = ("id", "true_label", "predicted_label", "score")
+
+
+def predict_split(model, prepared_dir, split, batch_size):
+    """(logits, labels, ids) of a model over one prepared split, shard by shard."""
+    logits, labels, ids = [], [], []
+    for images, shard_labels, shard_ids in read_shards(prepared_dir, split):
+        logits.append(model.predict(images, batch_size=batch_size, verbose=0).reshape(-1))
+        labels.append(shard_labels)
+        ids.extend(str(example_id) for example_id in shard_ids)
+    return np.concatenate(logits), np.concatenate(labels), ids
+
+
+def evaluation_report(head_logits, head_labels, logits, labels, class_names):
+    """metrics/eval.json: both models' metrics, per class, with count and threshold."""
+    if not np.array_equal(head_labels, labels):
+        raise ValueError("test features and test images disagree on labels")
+    return {
+        "head": binary_metrics(head_labels, head_logits, class_names),
+        "finetuned": binary_metrics(labels, logits, class_names),
+        "test_images": len(labels),
+        "threshold": THRESHOLD,
+    }
+
+
+def prediction_rows(logits, labels, ids, class_names):
+    """One row per image: id, true and predicted class, and the predicted class's probability."""
+    probabilities = sigmoid(logits)
+    rows = []
+    for example_id, label, probability in zip(ids, labels, probabilities):
+        predicted = int(probability > THRESHOLD)
+        rows.append(
+            {
+                "id": example_id,
+                "true_label": class_names[int(label)],
+                "predicted_label": class_names[predicted],
+                "score": round(float(probability if predicted else 1 - probability), 6),
+            }
+        )
+    return rows
+
+
+def most_confidently_wrong(rows, count):
+    """The wrong rows, highest score first (ties broken by id)."""
+    wrong = [row for row in rows if row["true_label"] != row["predicted_label"]]
+    return sorted(wrong, key=lambda row: (-row["score"], row["id"]))[:count]
+
+
+def images_by_id(prepared_dir, split, wanted_ids):
+    """The images with the given ids, read shard by shard (memory stays bounded)."""
+    wanted, found = set(wanted_ids), {}
+    for images, _, ids in read_shards(prepared_dir, split):
+        for image, example_id in zip(images, ids):
+            if str(example_id) in wanted:
+                found[str(example_id)] = image
+    return [found[example_id] for example_id in wanted_ids]
