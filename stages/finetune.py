@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
 
-from transfer.data import image_dataset  # noqa: E402
+from transfer.data import image_dataset, read_meta  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
 from transfer.io import atomic_path, write_csv, write_json  # noqa: E402
 from transfer.model import (  # noqa: E402
@@ -46,6 +46,8 @@ def main():
 
     with atomic_path("models/model.keras") as path:
         model.save(path)
+    # Beside the model, for `python -m transfer predict`.
+    write_json("models/classes.json", {"class_names": read_meta("data/prepared")["class_names"]})
     write_csv("plots/finetune_history.csv", history, HISTORY_COLUMNS)
     final = {name: history[-1][name] for name in HISTORY_COLUMNS[2:]}
     write_json("metrics/finetune.json", {"final": final, "model": facts})

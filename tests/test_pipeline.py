@@ -1,7 +1,7 @@
 """End to end: the real `dvc repro` in a temporary git repository, on real photos.
 
 A few hundred of the shared cats and dogs photos, the shared ImageNet weights,
-96 px: the whole pipeline in about a minute on two cores.
+128 px: the whole pipeline in about a minute on two cores.
 """
 
 import csv
@@ -11,8 +11,10 @@ import math
 import re
 import shutil
 import subprocess
+import sys
 import time
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -21,7 +23,7 @@ from tests.conftest import PROJECT_ROOT, copy_shared_subset, write_params
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["prepare", "extract", "train_head", "finetune", "evaluate"]
+STAGES = ["prepare", "extract", "train_head", "finetune", "evaluate", "export"]
 
 
 def run(command, cwd, check=True):
@@ -60,12 +62,15 @@ def repo(tmp_path_factory, shared_photos, shared_weights):
         repo,
         data__source="folder",
         data__path=str(photos),  # outside the repository, as ../shared is for a user
-        data__image_size=96,
-        data__split=[0.6, 0.2, 0.2],
+        data__image_size=128,
+        # A big test split: the export checks allow 1.5 points, under one image of 60.
+        data__split=[0.5, 0.15, 0.35],
         model__weights=str(shared_weights),
         train_head__epochs=5,
         train_head__learning_rate=0.001,
         finetune__epochs=1,
+        export__calibration_images=200,
+        export__latency_images=5,
     )
     run(["git", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], repo)
@@ -91,6 +96,9 @@ def test_repro_runs_every_stage_and_writes_every_output(repo):
         "plots/history.csv",
         "plots/roc",
         "plots/precision_recall",
+        "models/classes.json",
+        "export",
+        "metrics/export.json",
     }
     for path in outputs:
         assert (repo / path).exists(), path
@@ -120,7 +128,7 @@ def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
     finetune = json.loads((repo / "metrics" / "finetune.json").read_text())
     assert finetune["model"]["total_params"] == 2257984 + 1281
     extract = json.loads((repo / "metrics" / "extract.json").read_text())
-    assert extract["base_layers"] == 154 and extract["base_output_shape"] == [3, 3, 1280]
+    assert extract["base_layers"] == 154 and extract["base_output_shape"] == [4, 4, 1280]
 
 
 def test_predictions_table_and_misclassified_grid_agree_with_the_metrics(repo):
@@ -174,13 +182,110 @@ def test_plots_hold_every_figure_and_both_phases(repo):
     assert {point["true_label"] for point in confusion} == {"cats", "dogs"}
 
 
+def test_exports_keep_the_models_accuracy(repo):
+    repo, _ = repo
+    export = json.loads((repo / "metrics" / "export.json").read_text())
+    keras_accuracy = export["keras"]["accuracy"]
+    assert abs(export["saved_model"]["accuracy"] - keras_accuracy) <= 0.005
+    assert abs(export["tflite_float32"]["accuracy"] - keras_accuracy) <= 0.005
+    assert abs(export["tflite_int8"]["accuracy"] - keras_accuracy) <= 0.015
+    for name in ("keras", "saved_model", "tflite_float32", "tflite_int8"):
+        assert export[name]["size_bytes"] > 0 and export[name]["latency_ms"] > 0
+    assert export["tflite_int8"]["size_bytes"] < export["tflite_float32"]["size_bytes"] / 2
+
+
+def prepared_test_images(repo):
+    with np.load(sorted((repo / "data" / "prepared").glob("test-*.npz"))[0]) as shard:
+        return shard["images"][:8]
+
+
+def keras_probabilities(repo, images):
+    import keras
+
+    model = keras.models.load_model(repo / "models" / "model.keras", safe_mode=True)
+    return 1 / (1 + np.exp(-model.predict(images, verbose=0).reshape(-1)))
+
+
+def test_saved_model_serves_encoded_images_with_tensorflow_alone(repo, tmp_path):
+    repo, _ = repo
+    images = prepared_test_images(repo)
+    for index, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / f"{index}.png")
+    raw_photo = next((repo.parent / "photos" / "cats").iterdir())
+    script = (
+        "import json, sys, tensorflow as tf\n"
+        "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+        "data = [open(path, 'rb').read() for path in sys.argv[2:]]\n"
+        "out = serve(image_bytes=tf.constant(data))\n"
+        "print(json.dumps({'labels': [l.decode() for l in out['label'].numpy()],"
+        " 'scores': out['score'].numpy().tolist(), 'probabilities': out['probability'].numpy().tolist()}))\n"
+        "assert 'transfer' not in sys.modules\n"
+    )
+    pngs = [str(tmp_path / f"{index}.png") for index in range(len(images))]
+    result = run(
+        [sys.executable, "-c", script, str(repo / "export" / "saved_model"), *pngs, str(raw_photo)], tmp_path
+    )
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(served["probabilities"][:-1], keras_probabilities(repo, images), atol=1e-4)
+    assert set(served["labels"]) <= {"cats", "dogs"}
+    assert all(0.5 <= score <= 1 for score in served["scores"])
+
+
+def test_tflite_models_run_in_litert_and_in_predict(repo, tmp_path):
+    repo, _ = repo
+    images = prepared_test_images(repo)
+    np.save(tmp_path / "images.npy", images)
+    script = (
+        "import sys, numpy as np\n"
+        "from ai_edge_litert.interpreter import Interpreter\n"
+        "images = np.load(sys.argv[2]).astype(np.float32)\n"
+        "interpreter = Interpreter(model_path=sys.argv[1])\n"
+        "interpreter.resize_tensor_input(interpreter.get_input_details()[0]['index'], images.shape)\n"
+        "interpreter.allocate_tensors()\n"
+        "interpreter.set_tensor(interpreter.get_input_details()[0]['index'], images)\n"
+        "interpreter.invoke()\n"
+        "np.save(sys.argv[3], interpreter.get_tensor(interpreter.get_output_details()[0]['index']))\n"
+        "assert 'tensorflow' not in sys.modules\n"
+    )
+    expected = keras_probabilities(repo, images)
+    for name, tolerance in (("float32", 1e-3), ("int8", 0.1)):
+        model = repo / "export" / f"model_{name}.tflite"
+        run(
+            [
+                sys.executable,
+                "-c",
+                script,
+                str(model),
+                str(tmp_path / "images.npy"),
+                str(tmp_path / "out.npy"),
+            ],
+            tmp_path,
+        )
+        probabilities = 1 / (1 + np.exp(-np.load(tmp_path / "out.npy").reshape(-1)))
+        np.testing.assert_allclose(probabilities, expected, atol=tolerance)
+
+    photos = repo.parent / "photos"
+    _, keras_lines = run_predict(repo / "models" / "model.keras", photos)
+    _, tflite_lines = run_predict(repo / "export" / "model_float32.tflite", photos)
+    assert [line.get("label") for line in tflite_lines] == [line.get("label") for line in keras_lines]
+    assert len(keras_lines) == 301 and sum("error" in line for line in keras_lines) == 1
+
+
+def run_predict(model, *paths):
+    result = run(
+        [sys.executable, "-m", "transfer", "predict", str(model), *map(str, paths)], PROJECT_ROOT, check=False
+    )
+    assert result.returncode == 1, result.stderr[-2000:]  # the text file named .jpg
+    return result, [json.loads(line) for line in result.stdout.splitlines()]
+
+
 def test_nothing_changed_runs_nothing_and_a_head_param_reruns_only_downstream(repo):
     repo, _ = repo
     assert stages_run(run(["dvc", "repro"], repo).stdout) == []
 
     set_params(repo, train_head__learning_rate=0.0005)
     rerun = run(["dvc", "repro"], repo)
-    assert stages_run(rerun.stdout) == ["train_head", "finetune", "evaluate"]
+    assert stages_run(rerun.stdout) == ["train_head", "finetune", "evaluate", "export"]
 
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
     assert "metrics/train_head.json" in diff

@@ -88,6 +88,10 @@ SCHEMA = {
     "evaluate": {
         "batch_size": (_positive_int, "a positive integer"),
     },
+    "export": {
+        "calibration_images": (_positive_int, "a positive integer"),
+        "latency_images": (_positive_int, "a positive integer"),
+    },
 }
 
 

@@ -1,0 +1,108 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import PROJECT_ROOT, make_image
+from transfer.data import load_image
+from transfer.model import build_base, build_classifier, build_head
+from transfer.predict import find_images
+
+SIZE = 48
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, shared_weights):
+    """A small classifier saved as the pipeline saves it, with classes.json beside it.
+
+    Real base weights and a random head: varied, image-dependent probabilities."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    folder = tmp_path_factory.mktemp("model")
+    model = build_classifier(build_base(SIZE, str(shared_weights)), build_head())
+    model.save(folder / "model.keras")
+    (folder / "classes.json").write_text(json.dumps({"class_names": ["cat", "dog"]}))
+    return folder
+
+
+def predict(*args):
+    result = subprocess.run(
+        [sys.executable, "-m", "transfer", "predict", *map(str, args)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    return result, lines
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    folder = tmp_path / "photos"
+    make_image(folder / "a_good.jpg", (200, 60, 60), size=(120, 90))
+    good = make_image(folder / "b_good.jpg", (60, 60, 200), size=(64, 64))
+    (folder / "c_truncated.jpg").write_bytes(good.read_bytes()[:200])
+    (folder / "d_text.jpg").write_text("this is not an image")
+    make_image(folder / "e_alpha.png", (60, 200, 60), size=(50, 70), mode="RGBA")
+    make_image(folder / "sub" / "f_gray.png", (100, 100, 100), size=(30, 30), mode="L")
+    (folder / "notes.txt").write_text("not picked up: not an image suffix")
+    return folder
+
+
+def test_find_images_searches_folders_recursively_in_order(mixed_folder):
+    names = [path.name for path in find_images([mixed_folder])]
+    assert names == ["a_good.jpg", "b_good.jpg", "c_truncated.jpg", "d_text.jpg", "e_alpha.png", "f_gray.png"]
+
+
+def test_predict_prints_a_json_line_per_image_and_reports_bad_files(model_dir, mixed_folder):
+    result, lines = predict(model_dir / "model.keras", mixed_folder, "--batch-size", "4")
+    assert result.returncode == 1
+    assert [line["path"] for line in lines] == [str(path) for path in find_images([mixed_folder])]
+    by_name = {line["path"].rsplit("/", 1)[-1]: line for line in lines}
+    for name in ("a_good.jpg", "b_good.jpg", "e_alpha.png", "f_gray.png"):
+        assert set(by_name[name]) == {"path", "label", "score"}
+        assert by_name[name]["label"] in ("cat", "dog") and 0.5 <= by_name[name]["score"] <= 1
+    assert "truncated" in by_name["c_truncated.jpg"]["error"].lower()
+    assert "cannot identify image file" in by_name["d_text.jpg"]["error"]
+
+
+def test_predict_agrees_with_keras_predict_on_the_same_images(model_dir, mixed_folder):
+    import keras
+
+    files = [mixed_folder / "a_good.jpg", mixed_folder / "b_good.jpg", mixed_folder / "e_alpha.png"]
+    result, lines = predict(model_dir / "model.keras", *files)
+    assert result.returncode == 0
+    model = keras.models.load_model(model_dir / "model.keras")
+    logits = model.predict(np.stack([load_image(path, SIZE) for path in files]), verbose=0).reshape(-1)
+    probabilities = 1 / (1 + np.exp(-logits))
+    for line, probability in zip(lines, probabilities):
+        assert line["label"] == ("dog" if probability > 0.5 else "cat")
+        expected = probability if probability > 0.5 else 1 - probability
+        assert line["score"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_threshold_moves_the_decision(model_dir, mixed_folder):
+    image = mixed_folder / "a_good.jpg"
+    _, low = predict(model_dir / "model.keras", image, "--threshold", "0.001")
+    _, high = predict(model_dir / "model.keras", image, "--threshold", "0.999")
+    assert (low[0]["label"], high[0]["label"]) == ("dog", "cat")
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["missing.keras", "."], "error: model not found: missing.keras"),
+        (["MODEL", "no/such/photo.jpg"], "error: no such file or folder: no/such/photo.jpg"),
+        (["MODEL", ".", "--batch-size", "0"], "error: --batch-size must be a positive integer, got 0"),
+    ],
+)
+def test_missing_model_or_path_is_one_line_and_exit_2(model_dir, arguments, message):
+    arguments = [str(model_dir / "model.keras") if arg == "MODEL" else arg for arg in arguments]
+    result, lines = predict(*arguments)
+    assert result.returncode == 2 and lines == []
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [message]
