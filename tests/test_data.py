@@ -185,7 +185,7 @@ def test_prepare_folder_missing_path(tmp_path):
 
 def test_too_few_images_for_a_split_is_an_error(tmp_path):
     root = make_image_folder(tmp_path / "images", per_class=1)
-    with pytest.raises(PipelineError, match="is empty: too few images"):
+    with pytest.raises(PipelineError, match="too few"):
         prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)
 
 
@@ -213,3 +213,86 @@ def test_image_dataset_streams_shuffled_batches(tmp_path):
     assert sorted(shuffled) == sorted(labels_of(ordered))
     assert not np.array_equal(shuffled, labels_of(ordered))
     assert np.array_equal(shuffled, shuffled_labels(5))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupted_shards_are_detected(tmp_path, damage):
+    root = make_image_folder(tmp_path / "images", per_class=10)
+    prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)
+    path = tmp_path / "prepared" / read_meta(tmp_path / "prepared")["splits"]["train"]["shards"][0]
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 3] ^= 0x01  # one bit of one pixel
+    path.write_bytes(bytes(data))
+    with pytest.raises(PipelineError, match=f"corrupted shard {path}"):
+        list(read_shards(tmp_path / "prepared", "train"))
+
+
+def test_a_folder_of_bad_files_is_handled_and_nothing_is_lost(tmp_path):
+    root = make_image_folder(tmp_path / "images", per_class=12)
+    cats, dogs = root / "cats", root / "dogs"
+    (cats / "zero.jpg").write_bytes(b"")
+    (cats / "text.jpg").write_text("not an image")
+    good = make_image(tmp_path / "good.jpg", (200, 60, 60), size=(64, 64))
+    (cats / "truncated.jpg").write_bytes(good.read_bytes()[:150])
+    used = {
+        "cats/gray.png": make_image(cats / "gray.png", (200, 60, 60), mode="L", fmt="PNG"),
+        "cats/cmyk.jpg": make_image(cats / "cmyk.jpg", (200, 60, 60), mode="CMYK", fmt="JPEG"),
+        "dogs/alpha.png": make_image(dogs / "alpha.png", (60, 60, 200), mode="RGBA", fmt="PNG"),
+        "dogs/anim.gif": make_image(dogs / "anim.gif", (60, 60, 200), mode="P", fmt="GIF"),
+        "dogs/b.bmp": make_image(dogs / "b.bmp", (60, 60, 200), fmt="BMP"),
+        "dogs/w.webp": make_image(dogs / "w.webp", (60, 60, 200), fmt="WEBP"),
+    }
+    # 20,000 x 20,000: refused from its header, before any pixel is decoded.
+    Image.new("L", (20_000, 20_000)).save(cats / "huge.png", optimize=False)
+    (dogs / ".hidden.jpg").write_bytes(good.read_bytes())
+    (dogs / "loop").symlink_to(dogs, target_is_directory=True)
+    (root / "birds").mkdir()
+    exif_image = Image.new("RGB", (40, 20), (200, 60, 60))
+    exif = exif_image.getexif()
+    exif[0x0112] = 6
+    exif_image.save(cats / "rotated.jpg", exif=exif.tobytes())
+    used["cats/rotated.jpg"] = cats / "rotated.jpg"
+
+    counts, skipped = prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)
+
+    reasons = dict(skipped)
+    assert reasons["cats/zero.jpg"].startswith("unreadable: cannot identify image file")
+    assert reasons["cats/text.jpg"].startswith("unreadable: cannot identify image file")
+    assert "truncated" in reasons["cats/truncated.jpg"].lower()
+    assert "decompression bomb" in reasons["cats/huge.png"].lower()
+    assert reasons["dogs/.hidden.jpg"] == "hidden file"
+    assert reasons["birds/"] == "empty folder"
+    ids = {
+        str(i)
+        for split in SPLITS
+        for _, _, split_ids in read_shards(tmp_path / "prepared", split)
+        for i in split_ids
+    }
+    assert set(used) <= ids
+    assert not any("loop" in image_id for image_id in ids)  # the symlink loop is not followed
+    files = [path for path in root.rglob("*") if path.is_file() and "loop" not in path.parts]
+    assert len(ids) + len([path for path in reasons if not path.endswith("/")]) == len(files)  # nothing lost
+    assert sum(sum(split.values()) for split in counts.values()) == len(ids)
+
+
+def test_class_folders_differing_only_in_case_stop_with_one_line(tmp_path):
+    root = make_image_folder(tmp_path / "images", per_class=6, classes=("cats", "Cats", "dogs"))
+    with pytest.raises(PipelineError, match="class folders Cats and cats differ only in case"):
+        prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)
+
+
+def test_a_class_too_small_for_the_split_stops_with_one_line(tmp_path):
+    root = make_image_folder(tmp_path / "images", per_class=30)
+    kept = [
+        path
+        for path in sorted((root / "dogs").iterdir())
+        if split_of(split_key(f"dogs/{path.name}", 0), FRACTIONS) != "train"
+    ]
+    for path in (root / "dogs").iterdir():
+        if path not in kept[:2]:
+            path.unlink()
+    with pytest.raises(PipelineError, match=r"class 'dogs' has no training images: its 2 images are too few"):
+        prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)

@@ -32,3 +32,27 @@ def test_extract_writes_the_extractors_features_for_every_split(tmp_path, monkey
 def test_missing_features_are_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match="features not found: .*train_features.npy"):
         load_features(tmp_path, "train")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupted_features_are_detected(tmp_path, damage):
+    (tmp_path / "features").mkdir()
+    np.save(tmp_path / "features" / "train_features.npy", np.ones((10, FEATURE_SIZE), np.float32))
+    np.save(tmp_path / "features" / "train_labels.npy", np.ones(10, np.float32))
+    from transfer.features import CHECKSUMS_FILE, sha256
+
+    checksums = {
+        name: sha256(tmp_path / "features" / name) for name in ("train_features.npy", "train_labels.npy")
+    }
+    (tmp_path / "features" / CHECKSUMS_FILE).write_text(__import__("json").dumps(checksums))
+    load_features(tmp_path / "features", "train")  # intact: loads
+
+    path = tmp_path / "features" / "train_features.npy"
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[-100] ^= 0x01  # one bit of one feature
+    path.write_bytes(bytes(data))
+    with pytest.raises(PipelineError, match=f"corrupted features file {path}: checksum mismatch"):
+        load_features(tmp_path / "features", "train")

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import warnings
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -88,6 +89,8 @@ def list_folder(root):
     for folder, subfolders, files in os.walk(root):
         subfolders.sort()
         relative_folder = Path(folder).relative_to(root)
+        if not files and not subfolders and relative_folder != Path("."):
+            skipped.append((f"{relative_folder.as_posix()}/", "empty folder"))
         for name in sorted(files):
             relative_path = (relative_folder / name).as_posix()
             if name.startswith("."):
@@ -142,6 +145,15 @@ class PreparedWriter:
             self._flush(split)
             if sum(self.counts[split].values()) == 0:
                 raise PipelineError(f"split '{split}' is empty: too few images for data.split")
+        # A class missing from validation or test only weakens those figures
+        # (prepare.json shows it); one missing from train cannot be learnt.
+        for class_name, count in self.counts["train"].items():
+            if count == 0:
+                total = sum(self.counts[split][class_name] for split in SPLITS)
+                raise PipelineError(
+                    f"class '{class_name}' has no training images: "
+                    f"its {total} images are too few for data.split"
+                )
         meta = {
             "source": self.source,
             "image_size": self.image_size,
@@ -164,6 +176,13 @@ def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None):
         raise PipelineError(
             f"data.path must hold at least two class folders, found {len(class_names)} in {root}"
         )
+    lowercase = [name.lower() for name in class_names]
+    for name in class_names:
+        if lowercase.count(name.lower()) > 1:
+            twins = [other for other in class_names if other.lower() == name.lower()]
+            raise PipelineError(
+                f"class folders {' and '.join(twins)} differ only in case: merge or rename them"
+            )
     if len(class_names) > 2:
         raise PipelineError(
             f"the classifier is binary: data.path must hold exactly two class folders, "
@@ -232,11 +251,22 @@ def read_meta(prepared_dir):
 
 
 def read_shards(prepared_dir, split):
-    """Yield (images, labels, ids) one shard at a time: memory stays bounded."""
+    """Yield (images, labels, ids) one shard at a time: memory stays bounded.
+
+    A shard is a zip archive with a CRC-32 per array, so a truncated shard or
+    one with flipped bytes is detected here, not read as wrong pixels.
+    """
     prepared_dir = Path(prepared_dir)
     for name in read_meta(prepared_dir)["splits"][split]["shards"]:
-        with np.load(prepared_dir / name) as shard:
-            yield shard["images"], shard["labels"], shard["ids"]
+        path = prepared_dir / name
+        try:
+            with np.load(path) as shard:
+                arrays = shard["images"], shard["labels"], shard["ids"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise PipelineError(
+                f"corrupted shard {path}: {' '.join(str(error).split())} (rerun: dvc repro --force prepare)"
+            ) from None
+        yield arrays
 
 
 def image_dataset(prepared_dir, split, batch_size, shuffle_buffer=None, seed=None):

@@ -1,0 +1,365 @@
+"""Speed and memory of the pipeline against its ceilings and against the tutorial's way.
+
+    python benchmarks/run.py [--repeats 3] [--skip memory,tutorial-full] [--out benchmarks/results.json]
+
+Everything runs on the same photos and machine; A and B are timed
+interleaved, several times, and medians are reported. Figures:
+
+  extract     images/s of the extract stage's code vs the raw forward pass of
+              the same Keras model on the same images already in memory (ceiling)
+  finetune    images/s of the finetune stage's training loop vs a bare
+              model.fit on in-memory tensors, same model and trainable layers
+  head        wall time of a head-only experiment (`dvc exp run train_head -S
+              train_head.learning_rate=...`, prepare and extract from cache) vs
+              the tutorial's way (base frozen inside model.fit over the images),
+              whole processes, at 2 and 10 epochs
+  memory      peak RSS of each stage on the photos and on a set 4x larger
+  pipeline    whole `dvc repro` at 160 px, 10 + 10 epochs, empty cache, vs the
+              tutorial's way as one uncached script
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image, ImageOps
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import transfer  # noqa: E402, F401  (TensorFlow environment defaults)
+
+STAGES = ["prepare", "extract", "train_head", "finetune", "evaluate", "export"]
+
+
+def median_rate(count, seconds):
+    return count / statistics.median(seconds)
+
+
+def timed(function):
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def run_process(command, cwd):
+    """Run a command to completion; returns (wall seconds, combined output)."""
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, command))} failed:\n{result.stdout[-3000:]}")
+    return seconds, result.stdout
+
+
+def peak_rss_mb(command, cwd):
+    """Wall seconds and peak RSS (MB) of one process, read from its own rusage."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{' '.join(map(str, command))} failed:\n{output[-3000:].decode()}")
+    return time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def make_repo(directory, params):
+    """A git + DVC copy of the project's tracked files, with params changed."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file() and not name.startswith(("tests/", "benchmarks/")):
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / name, directory / name)
+    current = yaml.safe_load((directory / "params.yaml").read_text())
+    for dotted, value in params.items():
+        section, key = dotted.split(".")
+        current[section][key] = value
+    (directory / "params.yaml").write_text(yaml.safe_dump(current, sort_keys=False))
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+    subprocess.run(["git", "init", "-q"], cwd=directory, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=directory, check=True)
+    subprocess.run([*git, "commit", "-qm", "benchmark"], cwd=directory, check=True)
+    return directory
+
+
+def bench_extract(prepared, weights, size, batch_size, repeats):
+    from transfer.data import SPLITS, read_meta, read_shards
+    from transfer.features import extract_all
+    from transfer.model import build_base, build_feature_extractor
+
+    extractor = build_feature_extractor(build_base(size, weights))
+    images = np.concatenate([shard[0] for split in SPLITS for shard in read_shards(prepared, split)])
+    count = sum(read_meta(prepared)["splits"][split]["count"] for split in SPLITS)
+
+    def ceiling():
+        for start in range(0, len(images), batch_size):
+            extractor.predict_on_batch(images[start : start + batch_size])
+
+    def project():
+        with tempfile.TemporaryDirectory() as out:
+            extract_all(extractor, prepared, out, batch_size)
+
+    ceiling()  # warm-up: tracing and oneDNN kernel selection
+    project()
+    project_times, ceiling_times = [], []
+    for _ in range(repeats):
+        project_times.append(timed(project))
+        ceiling_times.append(timed(ceiling))
+    rates = {"project": median_rate(count, project_times), "ceiling": median_rate(count, ceiling_times)}
+    return {"images": count, "batch_size": batch_size, **rates, "ratio": rates["project"] / rates["ceiling"]}
+
+
+def bench_finetune(prepared, weights, size, repeats, fine_tune_at=100, batch_size=32):
+    import keras
+
+    from transfer.data import image_dataset, read_shards
+    from transfer.model import build_base, build_classifier, build_head, unfreeze_top
+    from transfer.training import compile_model
+
+    base = build_base(size, weights)
+    unfreeze_top(base, fine_tune_at)
+    model = build_classifier(base, build_head())
+    compile_model(model, 1e-5)
+    shards = list(read_shards(prepared, "train"))
+    images = np.concatenate([shard[0] for shard in shards])
+    labels = np.concatenate([shard[1] for shard in shards]).astype("float32")
+    # Whole batches only, so both loops do the same steps.
+    count = len(images) // batch_size * batch_size
+    images, labels = images[:count], labels[:count]
+
+    def project():
+        dataset = image_dataset(prepared, "train", batch_size, shuffle_buffer=1000, seed=0).take(
+            count // batch_size
+        )
+        model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+
+    def bare():
+        model.fit(images, labels, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
+
+    project()
+    bare()
+    project_times, bare_times = [], []
+    for _ in range(repeats):
+        project_times.append(timed(project))
+        bare_times.append(timed(bare))
+    keras.backend.clear_session()
+    rates = {"project": median_rate(count, project_times), "ceiling": median_rate(count, bare_times)}
+    return {"images": count, "batch_size": batch_size, **rates, "ratio": rates["project"] / rates["ceiling"]}
+
+
+def bench_head(repo, photos, weights, size, repeats, epochs_list=(2, 10)):
+    run_process(["dvc", "repro", "train_head"], repo)  # a full run of everything the head needs
+    results = {}
+    rate = iter(np.linspace(2e-4, 9e-4, 100))  # a new learning rate each time: never a run-cache hit
+    for epochs in epochs_list:
+        ours, theirs = [], []
+        for repeat in range(repeats):
+            command = ["dvc", "exp", "run", "train_head", "-S", f"train_head.learning_rate={next(rate):.6g}"]
+            ours.append(run_process([*command, "-S", f"train_head.epochs={epochs}"], repo)[0])
+            if repeat == 0 or epochs < 10:  # the tutorial's 10 epochs take minutes: once
+                tutorial = [sys.executable, str(ROOT / "benchmarks" / "tutorial.py"), "--photos", str(photos)]
+                tutorial += [
+                    "--weights",
+                    str(weights),
+                    "--image-size",
+                    str(size),
+                    "--head-epochs",
+                    str(epochs),
+                ]
+                theirs.append(run_process(tutorial, repo)[0])
+        results[f"{epochs}_epochs"] = {
+            "pipeline_s": statistics.median(ours),
+            "tutorial_s": statistics.median(theirs),
+            "speedup": statistics.median(theirs) / statistics.median(ours),
+            "runs": {"pipeline": len(ours), "tutorial": len(theirs)},
+        }
+    return results
+
+
+def make_larger_set(photos, destination, factor=4):
+    """factor x the photos: originals, mirrors, crops and small rotations, as JPEGs."""
+    variants = [
+        lambda image: image,
+        ImageOps.mirror,
+        lambda image: image.crop((image.width // 10, image.height // 10, image.width, image.height)),
+        lambda image: image.rotate(8, expand=False),
+    ][:factor]
+    for path in sorted(Path(photos).rglob("*.jpg")):
+        relative = path.relative_to(photos)
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            for index, variant in enumerate(variants):
+                target = destination / relative.parent / f"{relative.stem}-v{index}.jpg"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                variant(image).save(target, quality=92)
+    return destination
+
+
+def bench_memory(work, photos, weights):
+    results = {}
+    larger = make_larger_set(photos, work / "photos4x")
+    for name, folder in (("photos", photos), ("photos_x4", larger)):
+        repo = make_repo(
+            work / f"memory-{name}",
+            {"data.source": "folder", "data.path": str(folder), "model.weights": str(weights)},
+        )
+        results[name] = {}
+        for stage in STAGES:
+            seconds, peak = peak_rss_mb([sys.executable, f"stages/{stage}.py"], repo)
+            results[name][stage] = {"peak_rss_mb": round(peak, 1), "seconds": round(seconds, 1)}
+    results["growth"] = {
+        stage: results["photos_x4"][stage]["peak_rss_mb"] / results["photos"][stage]["peak_rss_mb"] - 1
+        for stage in STAGES
+    }
+    return results
+
+
+def bench_pipeline(work, photos, weights, run_tutorial):
+    params = {
+        "data.source": "folder",
+        "data.path": str(photos),
+        "model.weights": str(weights),
+        "data.image_size": 160,
+        "train_head.epochs": 10,
+        "finetune.epochs": 10,
+    }
+    repo = make_repo(work / "pipeline", params)
+    seconds, output = run_process(["dvc", "repro"], repo)
+    stage_lines = [line for line in output.splitlines() if line.startswith("Running stage")]
+    result = {"pipeline_s": seconds, "stages": len(stage_lines)}
+    result["eval"] = json.loads((repo / "metrics" / "eval.json").read_text())
+    result["eval"] = {model: result["eval"][model]["accuracy"] for model in ("head", "finetuned")}
+    if run_tutorial:
+        command = [sys.executable, str(ROOT / "benchmarks" / "tutorial.py"), "--photos", str(photos)]
+        command += [
+            "--weights",
+            str(weights),
+            "--image-size",
+            "160",
+            "--head-epochs",
+            "10",
+            "--finetune-epochs",
+            "10",
+        ]
+        result["tutorial_s"], _ = run_process(command, repo)
+        result["ratio"] = result["pipeline_s"] / result["tutorial_s"]
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--photos", default=str(ROOT.parent / "shared" / "data" / "cats_and_dogs_filtered"))
+    parser.add_argument(
+        "--weights",
+        default=str(ROOT.parent / "shared" / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.h5"),
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: extract,finetune,head,memory,pipeline,tutorial-full"
+    )
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    photos, weights = Path(args.photos).resolve(), Path(args.weights).resolve()
+    results = {"machine": f"{os.cpu_count()} CPUs", "photos": str(photos), "repeats": args.repeats}
+
+    from transfer.data import prepare_folder
+
+    with tempfile.TemporaryDirectory() as temporary:
+        work = Path(temporary)
+        if not {"extract", "finetune"} <= skip:
+            prepare_folder(photos, work / "prepared", 160, [0.8, 0.1, 0.1], seed=42)
+        if "extract" not in skip:
+            results["extract"] = bench_extract(work / "prepared", str(weights), 160, 64, args.repeats)
+            print("extract", json.dumps(results["extract"]), flush=True)
+        if "finetune" not in skip:
+            results["finetune"] = bench_finetune(work / "prepared", str(weights), 160, args.repeats)
+            print("finetune", json.dumps(results["finetune"]), flush=True)
+        if "head" not in skip:
+            params = {
+                "data.source": "folder",
+                "data.path": str(photos),
+                "model.weights": str(weights),
+                "data.image_size": 160,
+            }
+            results["head"] = bench_head(make_repo(work / "head", params), photos, weights, 160, args.repeats)
+            print("head", json.dumps(results["head"]), flush=True)
+        if "memory" not in skip:
+            results["memory"] = bench_memory(work, photos, weights)
+            print("memory", json.dumps(results["memory"]), flush=True)
+        if "pipeline" not in skip:
+            results["pipeline"] = bench_pipeline(work, photos, weights, "tutorial-full" not in skip)
+            print("pipeline", json.dumps(results["pipeline"]), flush=True)
+
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+
+
+def print_table(results):
+    rows = []
+    for name in ("extract", "finetune"):
+        if name in results:
+            r = results[name]
+            rows.append(
+                (
+                    f"{name} images/s",
+                    f"{r['project']:.1f}",
+                    f"{r['ceiling']:.1f} (ceiling)",
+                    f"{r['ratio']:.2f}",
+                    ">= 0.9",
+                )
+            )
+    for epochs, goal in (("2_epochs", ">= 5x"), ("10_epochs", ">= 20x")):
+        if epochs in results.get("head", {}):
+            r = results["head"][epochs]
+            rows.append(
+                (
+                    f"head experiment, {epochs.replace('_', ' ')} (s)",
+                    f"{r['pipeline_s']:.1f}",
+                    f"{r['tutorial_s']:.1f} (tutorial)",
+                    f"{r['speedup']:.1f}x",
+                    goal,
+                )
+            )
+    if "memory" in results:
+        for stage in STAGES:
+            m = results["memory"]
+            rows.append(
+                (
+                    f"peak RSS {stage} (MB)",
+                    f"{m['photos'][stage]['peak_rss_mb']:.0f}",
+                    f"{m['photos_x4'][stage]['peak_rss_mb']:.0f} (4x photos)",
+                    f"{m['growth'][stage]:+.0%}",
+                    "<= +15%",
+                )
+            )
+    if "pipeline" in results:
+        r = results["pipeline"]
+        tutorial = f"{r['tutorial_s']:.0f} (tutorial)" if "tutorial_s" in r else "skipped"
+        ratio = f"{r['ratio']:.2f}" if "ratio" in r else ""
+        rows.append(("whole pipeline 160 px 10+10 (s)", f"{r['pipeline_s']:.0f}", tutorial, ratio, "<= 0.5"))
+    widths = [max(len(str(row[i])) for row in rows + [HEADER]) for i in range(5)]
+    for row in [HEADER, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+
+
+HEADER = ("figure", "pipeline", "reference", "ratio", "goal")
+
+if __name__ == "__main__":
+    main()
