@@ -61,15 +61,21 @@ def run_process(command, cwd):
     return seconds, result.stdout
 
 
+# Runs the command from a small Python parent and prints the child's peak RSS.
+# Measuring from this (large) process would count the memory of the forked
+# copy of this process before exec in every child's ru_maxrss.
+PEAK_RSS = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(code)\n"
+)
+
+
 def peak_rss_mb(command, cwd):
-    """Wall seconds and peak RSS (MB) of one process, read from its own rusage."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"{' '.join(map(str, command))} failed:\n{output[-3000:].decode()}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
+    """Wall seconds and peak RSS (MB) of one process."""
+    seconds, output = run_process([sys.executable, "-c", PEAK_RSS, *command], cwd)
+    return seconds, int(output.strip().splitlines()[-1]) / 1024
 
 
 def make_repo(directory, params):
@@ -307,6 +313,9 @@ def main():
             results["pipeline"] = bench_pipeline(work, photos, weights, "tutorial-full" not in skip)
             print("pipeline", json.dumps(results["pipeline"]), flush=True)
 
+    # Sections that were skipped keep their figures from an earlier run.
+    previous = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    results = {**previous, **results}
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
 

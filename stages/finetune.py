@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
 
-from transfer.data import image_dataset, read_meta  # noqa: E402
+from transfer.data import read_meta  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
 from transfer.io import atomic_path, write_csv, write_json  # noqa: E402
 from transfer.model import (  # noqa: E402
@@ -17,7 +17,7 @@ from transfer.model import (  # noqa: E402
     unfreeze_top,
 )
 from transfer.params import load_params  # noqa: E402
-from transfer.training import HISTORY_COLUMNS, compile_model, fit, seed_everything  # noqa: E402
+from transfer.training import HISTORY_COLUMNS, compile_model, fine_tune, seed_everything  # noqa: E402
 
 
 def main():
@@ -33,15 +33,20 @@ def main():
     facts = model_facts(model)
     print(f"trainable variables: {facts['trainable_variables']}")
 
-    train = image_dataset("data/prepared", "train", config["batch_size"], config["shuffle_buffer"], seed)
-    validation = image_dataset("data/prepared", "validation", config["batch_size"])
-    history = fit(
+    history = fine_tune(
         model,
-        train,
-        validation,
+        base,
+        "data/prepared",
+        fine_tune_at=config["fine_tune_at"],
+        learning_rate=config["learning_rate"],
+        batch_size=config["batch_size"],
+        shuffle_buffer=config["shuffle_buffer"],
+        seed=seed,
         first_epoch=params["train_head"]["epochs"],
         epochs=config["epochs"],
-        phase="finetune",
+        # The frozen layers see the same images every epoch unless augmented: run them once.
+        cache_bottom=config["cache_bottom"] and augmentation is None,
+        inference_batch_size=params["extract"]["batch_size"],
     )
 
     with atomic_path("models/model.keras") as path:

@@ -296,3 +296,26 @@ def test_a_class_too_small_for_the_split_stops_with_one_line(tmp_path):
             path.unlink()
     with pytest.raises(PipelineError, match=r"class 'dogs' has no training images: its 2 images are too few"):
         prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)
+
+
+def test_fixed_batches_cross_shards_and_pad_the_last(tmp_path, monkeypatch):
+    from transfer.data import fixed_batches
+
+    monkeypatch.setattr("transfer.data.SHARD_BYTES", 32 * 32 * 3 * 7)  # 7 images per shard
+    root = make_image_folder(tmp_path / "images", per_class=20)
+    prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)
+    shards = list(read_shards(tmp_path / "prepared", "train"))
+    expected_images = np.concatenate([shard[0] for shard in shards])
+    expected_labels = np.concatenate([shard[1] for shard in shards])
+
+    batches = list(fixed_batches(tmp_path / "prepared", "train", batch_size=5))
+    assert all(images.shape == (5, 32, 32, 3) for images, _, _, _ in batches)
+    counts = [count for _, _, _, count in batches]
+    assert counts[:-1] == [5] * (len(batches) - 1) and sum(counts) == len(expected_images)
+    np.testing.assert_array_equal(
+        np.concatenate([batch[0][: batch[3]] for batch in batches]), expected_images
+    )
+    np.testing.assert_array_equal(np.concatenate([batch[1] for batch in batches]), expected_labels)
+    expected_ids = [str(i) for shard in shards for i in shard[2]]
+    assert [str(i) for batch in batches for i in batch[2]] == expected_ids
+    assert not batches[-1][0][counts[-1] :].any()  # zero padding

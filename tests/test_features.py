@@ -56,3 +56,14 @@ def test_corrupted_features_are_detected(tmp_path, damage):
     path.write_bytes(bytes(data))
     with pytest.raises(PipelineError, match=f"corrupted features file {path}: checksum mismatch"):
         load_features(tmp_path / "features", "train")
+
+
+def test_extract_is_deterministic(tmp_path, shared_weights):
+    root = make_image_folder(tmp_path / "images", per_class=10)
+    prepare_folder(root, tmp_path / "prepared", 32, [0.6, 0.2, 0.2], seed=0)
+    extractor = build_feature_extractor(build_base(32, str(shared_weights)))
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        extract_all(extractor, tmp_path / "prepared", tmp_path / run, batch_size=4)
+    for path in (tmp_path / "a").iterdir():
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name

@@ -103,6 +103,20 @@ def test_fine_tuning_leaves_every_batch_norm_statistic_unchanged(shared_weights)
     assert not any(changed)
 
 
+def test_fine_tuning_is_deterministic_on_cpu(shared_weights):
+    def weights_after_fine_tuning():
+        seed_everything(3)
+        base = build_base(SIZE, str(shared_weights))
+        unfreeze_top(base, 100)
+        model = build_classifier(base, build_head(0.2), build_augmentation(3))
+        compile_model(model, 1e-3)
+        model.fit(random_images(16), np.arange(16) % 2, batch_size=8, epochs=2, verbose=0)
+        return model.get_weights()
+
+    for a, b in zip(weights_after_fine_tuning(), weights_after_fine_tuning()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_base_called_with_training_false_alone_does_not_freeze_batch_norm(shared_weights):
     # Why unfreeze_top sets BatchNormalization layers untrainable: Keras 3.15
     # overrides the base(x, training=False) recorded in the functional model.
@@ -123,6 +137,14 @@ def test_saved_model_loads_in_safe_mode_with_identical_predictions(tmp_path):
     loaded = load_model(tmp_path / "model.keras")
     images = random_images(3)
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
+def test_a_model_file_carrying_code_is_refused(tmp_path):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(lambda x: x + 1)(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "lambda.keras")
+    with pytest.raises(PipelineError, match="refusing to load .*lambda.keras: it contains code"):
+        load_model(tmp_path / "lambda.keras")
 
 
 def test_missing_model_and_weights_are_clear_errors(tmp_path):

@@ -42,22 +42,27 @@ def set_params(repo, **changes):
     write_params(path, yaml.safe_load(path.read_text()), **changes)
 
 
+def copy_project(repo):
+    """The project's tracked and new files, without tests, in a new git repository."""
+    files = run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], PROJECT_ROOT
+    ).stdout.split()
+    for name in files:
+        if name.startswith(("tests/", "benchmarks/")) or not (PROJECT_ROOT / name).is_file():
+            continue
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT_ROOT / name, repo / name)
+    run(["git", "init", "-q"], repo)
+    return repo
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, shared_photos, shared_weights):
     tmp = tmp_path_factory.mktemp("e2e")
     photos = copy_shared_subset(tmp / "photos", per_class=150)
     (photos / "dogs" / "notes.jpg").write_text("a text file named .jpg")
 
-    repo = tmp / "repo"
-    files = run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], PROJECT_ROOT
-    ).stdout.split()
-    for name in files:
-        if name.startswith("tests/") or not (PROJECT_ROOT / name).is_file():
-            continue
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PROJECT_ROOT / name, repo / name)
-    run(["git", "init", "-q"], repo)
+    repo = copy_project(tmp / "repo")
     set_params(
         repo,
         data__source="folder",

@@ -269,6 +269,36 @@ def read_shards(prepared_dir, split):
         yield arrays
 
 
+def fixed_batches(prepared_dir, split, batch_size):
+    """Yield (images, labels, ids, count) batches of exactly batch_size, across shards.
+
+    For inference: one batch shape means the model is traced once (a new
+    shape costs a retrace), and the last batch is padded with zeros; `count`
+    says how many rows are real (labels and ids hold only those). The next
+    shard is read in a background thread while the model works.
+    """
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        shards = read_shards(prepared_dir, split)
+        upcoming = reader.submit(next, shards, None)
+        images, labels, ids = None, np.empty(0, np.int64), np.empty(0, str)
+        while True:
+            shard = upcoming.result()
+            if shard is not None:
+                upcoming = reader.submit(next, shards, None)
+                images = shard[0] if images is None else np.concatenate([images, shard[0]])
+                labels, ids = np.concatenate([labels, shard[1]]), np.concatenate([ids, shard[2]])
+            while len(labels) >= batch_size or (shard is None and len(labels)):
+                count = min(batch_size, len(labels))
+                batch = images[:count]
+                if count < batch_size:
+                    padding = np.zeros((batch_size - count, *batch.shape[1:]), np.uint8)
+                    batch = np.concatenate([batch, padding])
+                yield batch, labels[:count], ids[:count], count
+                images, labels, ids = images[count:], labels[count:], ids[count:]
+            if shard is None:
+                return
+
+
 def image_dataset(prepared_dir, split, batch_size, shuffle_buffer=None, seed=None):
     """A tf.data pipeline of (uint8 images, float32 labels) batches, streamed from shards."""
     import tensorflow as tf

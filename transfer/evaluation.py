@@ -2,19 +2,19 @@
 
 import numpy as np
 
-from transfer.data import read_shards
+from transfer.data import fixed_batches, read_shards
 from transfer.reports import THRESHOLD, binary_metrics, sigmoid
 
 PREDICTION_COLUMNS = ("id", "true_label", "predicted_label", "score")
 
 
 def predict_split(model, prepared_dir, split, batch_size):
-    """(logits, labels, ids) of a model over one prepared split, shard by shard."""
+    """(logits, labels, ids) of a model over one prepared split, streamed in fixed batches."""
     logits, labels, ids = [], [], []
-    for images, shard_labels, shard_ids in read_shards(prepared_dir, split):
-        logits.append(model.predict(images, batch_size=batch_size, verbose=0).reshape(-1))
-        labels.append(shard_labels)
-        ids.extend(str(example_id) for example_id in shard_ids)
+    for images, batch_labels, batch_ids, count in fixed_batches(prepared_dir, split, batch_size):
+        logits.append(np.asarray(model.predict_on_batch(images)).reshape(-1)[:count])
+        labels.append(batch_labels)
+        ids.extend(str(example_id) for example_id in batch_ids)
     return np.concatenate(logits), np.concatenate(labels), ids
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer.data import SPLITS, read_meta, read_shards
+from transfer.data import SPLITS, fixed_batches, read_meta
 from transfer.errors import PipelineError
 
 # sha256 of every .npy file: silent bit flips in features would train a wrong head.
@@ -28,11 +28,10 @@ def extract_split(extractor, prepared_dir, split, out_dir, batch_size):
     )
     labels = np.empty(count, dtype=np.float32)
     done = 0
-    for images, shard_labels, _ in read_shards(prepared_dir, split):
-        end = done + len(images)
-        features[done:end] = extractor.predict(images, batch_size=batch_size, verbose=0)
-        labels[done:end] = shard_labels
-        done = end
+    for images, batch_labels, _, real in fixed_batches(prepared_dir, split, batch_size):
+        features[done : done + real] = np.asarray(extractor.predict_on_batch(images))[:real]
+        labels[done : done + real] = batch_labels
+        done += real
     features.flush()
     del features
     np.save(out_dir / f"{split}_labels.npy", labels)
@@ -73,3 +72,48 @@ def load_features(features_dir, split):
     if len(features) != len(labels):
         raise PipelineError(f"{paths[0]} and {paths[1]} disagree on the number of images")
     return features, labels
+
+
+def cache_activations(bottom, prepared_dir, split, out_dir, batch_size):
+    """Run the frozen bottom once over a split; write chunks of its outputs and the labels.
+
+    One uncompressed .npz per inference batch, read back one at a time, so
+    memory does not grow with the number of images.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for index, (images, labels, _, count) in enumerate(fixed_batches(prepared_dir, split, batch_size)):
+        outputs = bottom.predict_on_batch(images)
+        arrays = {f"activation_{i}": np.asarray(output)[:count] for i, output in enumerate(outputs)}
+        np.savez(out_dir / f"{split}-{index:05d}.npz", labels=labels.astype(np.float32), **arrays)
+
+
+def activation_dataset(cache_dir, split, batch_size, shuffle_buffer=None, seed=None):
+    """(activations, label) batches from cache_activations, in the prepared split's order.
+
+    Built like data.image_dataset (a stream in split order, then the same
+    shuffle), so with the same seed the batches hold the same images.
+    """
+    import tensorflow as tf
+
+    chunks = sorted(Path(cache_dir).glob(f"{split}-*.npz"))
+    with np.load(chunks[0]) as first:
+        names = sorted(name for name in first.files if name.startswith("activation_"))
+        specs = tuple(tf.TensorSpec((None, *first[name].shape[1:]), tf.float32) for name in names)
+    count = 0
+    for chunk in chunks:
+        with np.load(chunk) as data:
+            count += len(data["labels"])
+
+    def read():
+        for chunk in chunks:
+            with np.load(chunk) as data:
+                yield tuple(data[name] for name in names), data["labels"]
+
+    dataset = tf.data.Dataset.from_generator(
+        read, output_signature=(specs, tf.TensorSpec((None,), tf.float32))
+    ).unbatch()
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -102,6 +102,37 @@ def unfreeze_top(base, fine_tune_at):
         layer.trainable = not frozen
 
 
+def split_frozen_bottom(classifier, base, fine_tune_at):
+    """Split a classifier at the base's layer fine_tune_at: (bottom, top).
+
+    bottom: images -> every tensor that layers from fine_tune_at up read from
+    below (with residual connections, more than one). Frozen and in inference
+    mode, so its output for an image never changes: it can be computed once.
+    top: those tensors -> logit, sharing the classifier's layers and weights,
+    so training top trains the classifier itself.
+    """
+    below = {id(layer) for layer in base.layers[:fine_tune_at]}
+    crossing = []
+    for layer in base.layers[fine_tune_at:]:
+        for tensor in layer._inbound_nodes[0].input_tensors:  # node 0: the base's own graph
+            if id(tensor._keras_history.operation) in below and not any(tensor is seen for seen in crossing):
+                crossing.append(tensor)
+    base_bottom = keras.Model(base.input, crossing, name="frozen_bottom")
+    base_top = keras.Model(crossing, base.output, name="trainable_top")
+
+    size = base.input_shape[1]
+    images = keras.Input((size, size, 3), name="image")
+    x = classifier.get_layer("to_minus_one_one")(images)
+    bottom = keras.Model(images, base_bottom(x), name="bottom")
+    activations = [
+        keras.Input(tensor.shape[1:], name=f"activation_{index}") for index, tensor in enumerate(crossing)
+    ]
+    x = base_top(activations)
+    x = classifier.get_layer("pool")(x)
+    top = keras.Model(activations, classifier.get_layer("head")(x), name="top")
+    return bottom, top
+
+
 def model_facts(model):
     """Parameter and variable counts, as the tutorial prints them with summary()."""
     trainable = sum(math.prod(variable.shape) for variable in model.trainable_weights)
@@ -119,4 +150,11 @@ def load_model(path):
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"model not found: {path}")
-    return keras.models.load_model(path, safe_mode=True)
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except ValueError as error:
+        if "safe_mode" not in str(error):
+            raise
+        raise PipelineError(
+            f"refusing to load {path}: it contains code (a Lambda layer), unsafe to run"
+        ) from None

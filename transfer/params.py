@@ -84,6 +84,7 @@ SCHEMA = {
         "batch_size": (_positive_int, "a positive integer"),
         "shuffle_buffer": (_positive_int, "a positive integer"),
         "augment": (lambda v: isinstance(v, bool), "true or false"),
+        "cache_bottom": (lambda v: isinstance(v, bool), "true or false"),
     },
     "evaluate": {
         "batch_size": (_positive_int, "a positive integer"),

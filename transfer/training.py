@@ -1,5 +1,7 @@
 """Training both phases with the tutorial's recipe (RMSprop, logits, BCE)."""
 
+import tempfile
+
 import keras
 import tensorflow as tf
 
@@ -54,3 +56,44 @@ def fit(model, train_data, validation_data, first_epoch, epochs, phase):
 def evaluate(model, data):
     """{'loss': ..., 'accuracy': ...} of a compiled model."""
     return {name: float(value) for name, value in model.evaluate(data, verbose=0, return_dict=True).items()}
+
+
+def fine_tune(
+    model,
+    base,
+    prepared_dir,
+    *,
+    fine_tune_at,
+    learning_rate,
+    batch_size,
+    shuffle_buffer,
+    seed,
+    first_epoch,
+    epochs,
+    cache_bottom,
+    inference_batch_size,
+):
+    """Train the compiled classifier on the prepared images; returns history rows.
+
+    With cache_bottom, the frozen layers below fine_tune_at run once per image
+    (their outputs are cached in a temporary folder) and each epoch trains only
+    the top, which shares the classifier's weights: the same model, to within
+    float noise, in less time. Only valid when the training images do not
+    change between epochs (no augmentation).
+    """
+    from transfer.data import image_dataset
+    from transfer.features import activation_dataset, cache_activations
+    from transfer.model import split_frozen_bottom
+
+    if not cache_bottom or fine_tune_at == 0:
+        train = image_dataset(prepared_dir, "train", batch_size, shuffle_buffer, seed)
+        validation = image_dataset(prepared_dir, "validation", batch_size)
+        return fit(model, train, validation, first_epoch, epochs, phase="finetune")
+    bottom, top = split_frozen_bottom(model, base, fine_tune_at)
+    compile_model(top, learning_rate)
+    with tempfile.TemporaryDirectory(prefix="transfer-activations-") as cache:
+        for split in ("train", "validation"):
+            cache_activations(bottom, prepared_dir, split, cache, inference_batch_size)
+        train = activation_dataset(cache, "train", batch_size, shuffle_buffer, seed)
+        validation = activation_dataset(cache, "validation", batch_size)
+        return fit(top, train, validation, first_epoch, epochs, phase="finetune")

@@ -1,0 +1,123 @@
+"""Faults injected for real: stages killed with a signal mid-way, then `dvc repro` again.
+
+A killed stage must leave nothing a later stage or DVC could take for a
+finished output, and the next `dvc repro` must give what an uninterrupted run
+gives.
+"""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT, copy_shared_subset, write_params
+from tests.test_pipeline import copy_project, run
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, shared_photos, shared_weights):
+    tmp = tmp_path_factory.mktemp("faults")
+    photos = copy_shared_subset(tmp / "photos", per_class=100)
+    repo = copy_project(tmp / "repo")
+    write_params(
+        repo / "params.yaml",
+        data__source="folder",
+        data__path=str(photos),
+        data__image_size=128,
+        model__weights=str(shared_weights),
+        finetune__epochs=3,
+    )
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], repo)
+    run(["dvc", "repro", "prepare"], repo)
+    return repo
+
+
+def start_stage(repo, stage):
+    return subprocess.Popen(
+        [sys.executable, f"stages/{stage}.py"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(condition, process, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, "the stage finished before the fault could be injected"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def locked_hash(repo, path):
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return next(
+        out["md5"]
+        for stage in lock["stages"].values()
+        for out in stage.get("outs", [])
+        if out["path"] == path
+    )
+
+
+def test_sigkill_during_extract_leaves_no_features_and_repro_recovers(repo):
+    process = start_stage(repo, "extract")
+    partial = repo / "data" / ".partial-features"
+    wait_for(lambda: (partial / "train_features.npy").exists(), process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (repo / "data" / "features").exists()
+
+    run(["dvc", "repro", "extract"], repo)
+    assert not partial.exists()
+    recovered = locked_hash(repo, "data/features")
+    run(["dvc", "repro", "--force", "extract"], repo)  # an uninterrupted run
+    assert locked_hash(repo, "data/features") == recovered
+
+
+def test_sigint_during_finetune_leaves_no_model_and_repro_recovers(repo):
+    import keras
+
+    run(["dvc", "repro", "train_head"], repo)
+    process = start_stage(repo, "finetune")
+    output = []
+    wait_for(lambda: "Epoch 1/" in (output.append(process.stdout.readline()) or "".join(output)), process)
+    time.sleep(1.0)  # inside the first epoch
+    process.send_signal(signal.SIGINT)
+    remaining = process.communicate(timeout=120)[0]
+    assert process.returncode == 130, "".join(output) + remaining
+    assert "interrupted" in remaining
+    assert not (repo / "models" / "model.keras").exists()
+    assert not list((repo / "models").glob(".partial-*"))
+
+    run(["dvc", "repro", "finetune"], repo)
+    recovered = keras.models.load_model(repo / "models" / "model.keras").get_weights()
+    run(["dvc", "repro", "--force", "finetune"], repo)  # an uninterrupted run
+    uninterrupted = keras.models.load_model(repo / "models" / "model.keras").get_weights()
+    for a, b in zip(recovered, uninterrupted):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_stages_write_only_their_declared_outputs(repo, tmp_path):
+    outside = sorted(path for path in repo.parent.rglob("*") if repo not in path.parents and path != repo)
+    stat_before = {path: path.stat().st_mtime_ns for path in outside}
+    run(["dvc", "repro"], repo)
+    status = run(["git", "status", "--porcelain", "--ignored"], repo).stdout
+    declared = {"dvc.lock", "data/", "models/", "metrics/", "plots/", "export/"}
+    for line in status.splitlines():
+        path = line[3:]
+        allowed = (
+            any(path.startswith(name) for name in declared)
+            or path.startswith(".dvc/")
+            or "__pycache__" in path
+        )
+        assert allowed, line
+    assert {path: path.stat().st_mtime_ns for path in outside} == stat_before
+    assert PROJECT_ROOT not in repo.parents
