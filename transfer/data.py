@@ -275,28 +275,30 @@ def fixed_batches(prepared_dir, split, batch_size):
     For inference: one batch shape means the model is traced once (a new
     shape costs a retrace), and the last batch is padded with zeros; `count`
     says how many rows are real (labels and ids hold only those). The next
-    shard is read in a background thread while the model works.
+    shard is read in a background thread while the model works on this one;
+    batches are views into the shard, so at most two shards are in memory.
     """
     with ThreadPoolExecutor(max_workers=1) as reader:
         shards = read_shards(prepared_dir, split)
         upcoming = reader.submit(next, shards, None)
-        images, labels, ids = None, np.empty(0, np.int64), np.empty(0, str)
-        while True:
-            shard = upcoming.result()
-            if shard is not None:
-                upcoming = reader.submit(next, shards, None)
-                images = shard[0] if images is None else np.concatenate([images, shard[0]])
-                labels, ids = np.concatenate([labels, shard[1]]), np.concatenate([ids, shard[2]])
-            while len(labels) >= batch_size or (shard is None and len(labels)):
-                count = min(batch_size, len(labels))
-                batch = images[:count]
-                if count < batch_size:
-                    padding = np.zeros((batch_size - count, *batch.shape[1:]), np.uint8)
-                    batch = np.concatenate([batch, padding])
-                yield batch, labels[:count], ids[:count], count
-                images, labels, ids = images[count:], labels[count:], ids[count:]
-            if shard is None:
-                return
+        carry = None  # fewer than batch_size rows left over from the previous shard
+        while (shard := upcoming.result()) is not None:
+            upcoming = reader.submit(next, shards, None)
+            start = 0
+            if carry is not None:
+                start = batch_size - len(carry[1])
+                carry = [np.concatenate([left, part[:start]]) for left, part in zip(carry, shard)]
+                if len(carry[1]) < batch_size:
+                    continue
+                yield (*carry, batch_size)
+            while start + batch_size <= len(shard[1]):
+                yield (*(part[start : start + batch_size] for part in shard), batch_size)
+                start += batch_size
+            carry = [part[start:].copy() for part in shard] if start < len(shard[1]) else None
+        if carry is not None:
+            images, labels, ids = carry
+            padding = np.zeros((batch_size - len(labels), *images.shape[1:]), np.uint8)
+            yield np.concatenate([images, padding]), labels, ids, len(labels)
 
 
 def image_dataset(prepared_dir, split, batch_size, shuffle_buffer=None, seed=None):
