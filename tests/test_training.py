@@ -61,7 +61,8 @@ def test_same_seed_same_weights_and_metrics():
     assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
 
 
-def test_training_on_the_cached_bottom_gives_the_same_model(tmp_path, shared_weights):
+@pytest.mark.parametrize("fine_tune_at", [100, 120])  # two tensors cross the cut at 100, one at 120
+def test_training_on_the_cached_bottom_gives_the_same_model(tmp_path, shared_weights, fine_tune_at):
     from tests.conftest import make_image_folder
     from transfer.data import prepare_folder
     from transfer.model import build_base, build_classifier, unfreeze_top
@@ -73,10 +74,15 @@ def test_training_on_the_cached_bottom_gives_the_same_model(tmp_path, shared_wei
     def fine_tuned(cache_bottom):
         seed_everything(1)
         base = build_base(48, str(shared_weights))
-        unfreeze_top(base, 100)
+        unfreeze_top(base, fine_tune_at)
         model = build_classifier(base, build_head(0.2))
         compile_model(model, 1e-5)
-        settings = {"fine_tune_at": 100, "learning_rate": 1e-5, "batch_size": 8, "shuffle_buffer": 100}
+        settings = {
+            "fine_tune_at": fine_tune_at,
+            "learning_rate": 1e-5,
+            "batch_size": 8,
+            "shuffle_buffer": 100,
+        }
         settings.update(seed=1, first_epoch=2, epochs=2, inference_batch_size=16)
         history = fine_tune(model, base, tmp_path / "prepared", cache_bottom=cache_bottom, **settings)
         return model.get_weights(), history

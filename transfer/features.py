@@ -84,6 +84,8 @@ def cache_activations(bottom, prepared_dir, split, out_dir, batch_size):
     out_dir.mkdir(parents=True, exist_ok=True)
     for index, (images, labels, _, count) in enumerate(fixed_batches(prepared_dir, split, batch_size)):
         outputs = bottom.predict_on_batch(images)
+        if not isinstance(outputs, (list, tuple)):  # a cut crossed by a single tensor
+            outputs = [outputs]
         arrays = {f"activation_{i}": np.asarray(output)[:count] for i, output in enumerate(outputs)}
         np.savez(out_dir / f"{split}-{index:05d}.npz", labels=labels.astype(np.float32), **arrays)
 
