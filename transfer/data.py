@@ -46,6 +46,14 @@ def load_image(path, image_size):
             return resize_image(image.convert("RGB"), image_size)
 
 
+def try_load_image(path, image_size):
+    """(image, None), or (None, a one-line reason) for a file that is not a complete image."""
+    try:
+        return load_image(path, image_size), None
+    except UNREADABLE_IMAGE_ERRORS as error:
+        return None, " ".join(str(error).split()) or type(error).__name__
+
+
 def resize_image(image, image_size):
     """Squash a PIL image or an HxWx3 uint8 array to a square, as the tutorial does."""
     if isinstance(image, np.ndarray):
@@ -193,11 +201,8 @@ def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None):
     keyed = sorted((split_key(path, seed), path, class_name) for path, class_name in candidates)
 
     def load(item):
-        key, path, class_name = item
-        try:
-            return item, load_image(root / path, image_size), None
-        except UNREADABLE_IMAGE_ERRORS as error:
-            return item, None, f"unreadable: {' '.join(str(error).split()) or type(error).__name__}"
+        image, error = try_load_image(root / item[1], image_size)
+        return item, image, None if error is None else f"unreadable: {error}"
 
     writer = PreparedWriter(out_dir, image_size, class_names, source=f"folder:{root}")
     # PIL releases the GIL while decoding, so threads decode in parallel.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer.data import UNREADABLE_IMAGE_ERRORS, load_image
+from transfer.data import try_load_image
 from transfer.errors import PipelineError
 from transfer.reports import THRESHOLD, sigmoid
 
@@ -96,19 +96,12 @@ def find_images(paths):
     return files
 
 
-def _load(path, image_size):
-    try:
-        return load_image(path, image_size), None
-    except UNREADABLE_IMAGE_ERRORS as error:
-        return None, " ".join(str(error).split()) or type(error).__name__
-
-
 def decoded_batches(files, image_size, batch_size, pool):
     """Yield lists of (image or None, error or None), decoding one batch ahead."""
     batches = [files[start : start + batch_size] for start in range(0, len(files), batch_size)]
 
     def submit(batch):
-        return [pool.submit(_load, path, image_size) for path in batch]
+        return [pool.submit(try_load_image, path, image_size) for path in batch]
 
     upcoming = submit(batches[0]) if batches else []
     for index in range(len(batches)):
