@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 
 from transfer.data import read_meta  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
-from transfer.io import atomic_path, write_csv, write_json  # noqa: E402
+from transfer.io import atomic_path, read_csv, write_csv, write_json  # noqa: E402
 from transfer.model import (  # noqa: E402
     build_augmentation,
     build_base,
@@ -17,7 +17,7 @@ from transfer.model import (  # noqa: E402
     unfreeze_top,
 )
 from transfer.params import load_params  # noqa: E402
-from transfer.training import HISTORY_COLUMNS, compile_model, fine_tune, seed_everything  # noqa: E402
+from transfer.training import HISTORY_COLUMNS, fine_tune, phase_report, seed_everything  # noqa: E402
 
 
 def main():
@@ -27,9 +27,16 @@ def main():
     base = build_base(params["data"]["image_size"], params["model"]["weights"])
     unfreeze_top(base, config["fine_tune_at"])
     head = load_model("models/head.keras")
-    augmentation = build_augmentation(seed) if config["augment"] else None
+    augmentation = None
+    if config["augment"]:
+        augmentation = build_augmentation(
+            seed,
+            flip=config["augment_flip"],
+            rotation=config["augment_rotation"],
+            zoom=config["augment_zoom"],
+            contrast=config["augment_contrast"],
+        )
     model = build_classifier(base, head, augmentation)
-    compile_model(model, config["learning_rate"])
     facts = model_facts(model)
     print(f"trainable variables: {facts['trainable_variables']}")
 
@@ -37,13 +44,10 @@ def main():
         model,
         base,
         "data/prepared",
-        fine_tune_at=config["fine_tune_at"],
-        learning_rate=config["learning_rate"],
-        batch_size=config["batch_size"],
-        shuffle_buffer=config["shuffle_buffer"],
+        config,
         seed=seed,
-        first_epoch=params["train_head"]["epochs"],
-        epochs=config["epochs"],
+        # Epochs continue the head's history (which early stopping may have cut short).
+        first_epoch=int(read_csv("plots/head_history.csv")[-1]["epoch"]),
         # The frozen layers see the same images every epoch unless augmented: run them once.
         cache_bottom=config["cache_bottom"] and augmentation is None,
         inference_batch_size=params["extract"]["batch_size"],
@@ -54,8 +58,7 @@ def main():
     # Beside the model, for `python -m transfer predict`.
     write_json("models/classes.json", {"class_names": read_meta("data/prepared")["class_names"]})
     write_csv("plots/finetune_history.csv", history, HISTORY_COLUMNS)
-    final = {name: history[-1][name] for name in HISTORY_COLUMNS[2:]}
-    write_json("metrics/finetune.json", {"final": final, "model": facts})
+    write_json("metrics/finetune.json", phase_report(history, config["early_stopping"], facts))
 
 
 if __name__ == "__main__":

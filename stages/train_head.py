@@ -12,11 +12,13 @@ from transfer.model import build_head, model_facts  # noqa: E402
 from transfer.params import load_params  # noqa: E402
 from transfer.training import (  # noqa: E402
     HISTORY_COLUMNS,
-    compile_model,
+    compile_for_phase,
     evaluate,
     feature_dataset,
     fit,
+    phase_report,
     seed_everything,
+    steps_per_epoch,
 )
 
 
@@ -30,23 +32,19 @@ def main():
     validation = feature_dataset(*load_features("data/features", "validation"), config["batch_size"])
 
     head = build_head(config["dropout"])
-    compile_model(head, config["learning_rate"])
+    compile_for_phase(head, config, steps_per_epoch(train))
     initial = evaluate(head, validation)
     print(f"initial loss: {initial['loss']:.2f}, initial accuracy: {initial['accuracy']:.2f}")
-    history = fit(head, train, validation, first_epoch=0, epochs=config["epochs"], phase="head")
+    history = fit(
+        head, train, validation, 0, config["epochs"], phase="head", early_stopping=config["early_stopping"]
+    )
 
     with atomic_path("models/head.keras") as path:
         head.save(path)
     write_csv("plots/head_history.csv", history, HISTORY_COLUMNS)
-    last = history[-1]
-    write_json(
-        "metrics/train_head.json",
-        {
-            "initial": {"val_loss": initial["loss"], "val_accuracy": initial["accuracy"]},
-            "final": {name: last[name] for name in HISTORY_COLUMNS[2:]},
-            "model": model_facts(head),
-        },
-    )
+    report = phase_report(history, config["early_stopping"], model_facts(head))
+    report["initial"] = {"val_loss": initial["loss"], "val_accuracy": initial["accuracy"]}
+    write_json("metrics/train_head.json", report)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def test_same_seed_same_weights_and_metrics():
 
 @pytest.mark.parametrize("fine_tune_at", [100, 120])  # two tensors cross the cut at 100, one at 120
 def test_training_on_the_cached_bottom_gives_the_same_model(tmp_path, shared_weights, fine_tune_at):
-    from tests.conftest import make_image_folder
+    from tests.conftest import default_params, make_image_folder
     from transfer.data import prepare_folder
     from transfer.model import build_base, build_classifier, unfreeze_top
     from transfer.training import fine_tune
@@ -76,15 +76,19 @@ def test_training_on_the_cached_bottom_gives_the_same_model(tmp_path, shared_wei
         base = build_base(48, str(shared_weights))
         unfreeze_top(base, fine_tune_at)
         model = build_classifier(base, build_head(0.2))
-        compile_model(model, 1e-5)
-        settings = {
-            "fine_tune_at": fine_tune_at,
-            "learning_rate": 1e-5,
-            "batch_size": 8,
-            "shuffle_buffer": 100,
-        }
-        settings.update(seed=1, first_epoch=2, epochs=2, inference_batch_size=16)
-        history = fine_tune(model, base, tmp_path / "prepared", cache_bottom=cache_bottom, **settings)
+        phase_params = dict(
+            default_params()["finetune"], fine_tune_at=fine_tune_at, batch_size=8, shuffle_buffer=100
+        )
+        history = fine_tune(
+            model,
+            base,
+            tmp_path / "prepared",
+            phase_params,
+            seed=1,
+            first_epoch=2,
+            cache_bottom=cache_bottom,
+            inference_batch_size=16,
+        )
         return model.get_weights(), history
 
     cached_weights, cached_history = fine_tuned(cache_bottom=True)

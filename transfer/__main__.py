@@ -20,7 +20,9 @@ def predict_command(args):
     class_names = read_class_names(args.model)
     progress = Progress() if sys.stderr.isatty() and len(files) > args.batch_size else None
     failed = 0
-    for result in predict_files(model, class_names, files, args.batch_size, args.threshold, progress):
+    for result in predict_files(
+        model, class_names, files, args.batch_size, args.threshold, progress, tta=args.tta
+    ):
         failed += "error" in result
         print(json.dumps(result), flush=False)
     sys.stdout.flush()
@@ -47,6 +49,11 @@ def main(argv=None):
         type=float,
         default=THRESHOLD,
         help=f"probability of the second class above which it is predicted (default {THRESHOLD})",
+    )
+    predict.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average each image's probability with its mirror's",
     )
     args = parser.parse_args(argv)
     try:

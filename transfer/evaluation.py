@@ -3,16 +3,33 @@
 import numpy as np
 
 from transfer.data import fixed_batches, read_shards
-from transfer.reports import THRESHOLD, binary_metrics, sigmoid
+from transfer.reports import THRESHOLD, binary_metrics, mean_probability_logit, sigmoid
 
 PREDICTION_COLUMNS = ("id", "true_label", "predicted_label", "score")
 
 
-def predict_split(model, prepared_dir, split, batch_size):
+def with_mirror(logits_of):
+    """Test-time augmentation: logits_of(images) -> logits that average, in
+    probability, each image's prediction with its left-right mirror's."""
+
+    def averaged(images):
+        mirrored = np.ascontiguousarray(images[:, :, ::-1])
+        return mean_probability_logit(logits_of(images), logits_of(mirrored))
+
+    return averaged
+
+
+def predict_split(model, prepared_dir, split, batch_size, tta=False):
     """(logits, labels, ids) of a model over one prepared split, streamed in fixed batches."""
+
+    def logits_of(images):
+        return np.asarray(model.predict_on_batch(images)).reshape(-1)
+
+    if tta:
+        logits_of = with_mirror(logits_of)
     logits, labels, ids = [], [], []
     for images, batch_labels, batch_ids, count in fixed_batches(prepared_dir, split, batch_size):
-        logits.append(np.asarray(model.predict_on_batch(images)).reshape(-1)[:count])
+        logits.append(logits_of(images)[:count])
         labels.append(batch_labels)
         ids.extend(str(example_id) for example_id in batch_ids)
     return np.concatenate(logits), np.concatenate(labels), ids

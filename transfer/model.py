@@ -60,15 +60,24 @@ def build_head(dropout=0.0):
     return keras.Model(inputs, outputs, name="head")
 
 
-def build_augmentation(seed):
-    """The tutorial's augmentation: random horizontal flip and rotation (training only)."""
-    return keras.Sequential(
-        [
-            layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(0.2, seed=seed),
-        ],
-        name="augmentation",
-    )
+def build_augmentation(seed, flip=True, rotation=0.2, zoom=0.0, contrast=0.0):
+    """Random changes to training images; the defaults are the tutorial's (flip, rotation 0.2).
+
+    rotation: a fraction of a full turn (0.2: up to +-72 degrees); zoom: up to
+    that fraction in or out; contrast: a factor drawn from [1 - c, 1 + c].
+    Keras runs these layers only in training: evaluation and prediction see
+    the images as they are. None when nothing is enabled.
+    """
+    augmentations = []
+    if flip:
+        augmentations.append(layers.RandomFlip("horizontal", seed=seed))
+    if rotation:
+        augmentations.append(layers.RandomRotation(rotation, seed=seed))
+    if zoom:
+        augmentations.append(layers.RandomZoom(zoom, seed=seed))
+    if contrast:
+        augmentations.append(layers.RandomContrast(contrast, value_range=(0, 255), seed=seed))
+    return keras.Sequential(augmentations, name="augmentation") if augmentations else None
 
 
 def build_classifier(base, head, augmentation=None):

@@ -13,6 +13,9 @@ import yaml
 from transfer.errors import PipelineError
 
 SOURCES = ("tfds", "folder")
+# The names only: importing transfer.training here would load TensorFlow.
+OPTIMIZERS = ("rmsprop", "adam", "adamw")
+SCHEDULES = ("constant", "cosine")
 
 # Smallest input MobileNetV2 accepts.
 MIN_IMAGE_SIZE = 32
@@ -55,10 +58,28 @@ def _non_empty_string(value):
     return isinstance(value, str) and value.strip() != ""
 
 
+def _boolean(value):
+    return isinstance(value, bool)
+
+
+def _one_of(choices):
+    return (lambda value: value in choices, f"one of {', '.join(choices)}")
+
+
+# Keys that the two training phases share: how each phase optimizes.
+PHASE_KEYS = {
+    "optimizer": _one_of(OPTIMIZERS),
+    "schedule": _one_of(SCHEDULES),
+    "warmup_epochs": (_non_negative_int, "an integer >= 0, below epochs"),
+    "label_smoothing": (_fraction_below_one, "a number in [0, 1)"),
+    "early_stopping": (_non_negative_int, "a patience in epochs, >= 0 (0: off)"),
+}
+
+
 # section -> key -> (check, description of what is allowed)
 SCHEMA = {
     "data": {
-        "source": (lambda v: v in SOURCES, f"one of {', '.join(SOURCES)}"),
+        "source": _one_of(SOURCES),
         "path": (_non_empty_string, "a folder path"),
         "image_size": (_image_size, f"an integer >= {MIN_IMAGE_SIZE}"),
         "split": (_split, "three positive fractions (train, validation, test) summing to 1"),
@@ -76,6 +97,7 @@ SCHEMA = {
         "batch_size": (_positive_int, "a positive integer"),
         "shuffle_buffer": (_positive_int, "a positive integer"),
         "dropout": (_fraction_below_one, "a number in [0, 1)"),
+        **PHASE_KEYS,
     },
     "finetune": {
         "epochs": (_positive_int, "a positive integer"),
@@ -83,11 +105,17 @@ SCHEMA = {
         "learning_rate": (_positive_number, "a positive number"),
         "batch_size": (_positive_int, "a positive integer"),
         "shuffle_buffer": (_positive_int, "a positive integer"),
-        "augment": (lambda v: isinstance(v, bool), "true or false"),
-        "cache_bottom": (lambda v: isinstance(v, bool), "true or false"),
+        "augment": (_boolean, "true or false"),
+        "augment_flip": (_boolean, "true or false"),
+        "augment_rotation": (_fraction_below_one, "a fraction of a turn in [0, 1)"),
+        "augment_zoom": (_fraction_below_one, "a number in [0, 1)"),
+        "augment_contrast": (_fraction_below_one, "a number in [0, 1)"),
+        "cache_bottom": (_boolean, "true or false"),
+        **PHASE_KEYS,
     },
     "evaluate": {
         "batch_size": (_positive_int, "a positive integer"),
+        "tta": (_boolean, "true or false"),
     },
     "export": {
         "calibration_images": (_positive_int, "a positive integer"),
@@ -124,6 +152,13 @@ def validate(params):
                 raise PipelineError(
                     f"params.yaml: {section}.{key} = {values[key]!r} is invalid: must be {allowed}"
                 )
+    for section in ("train_head", "finetune"):
+        values = params[section]
+        if values["warmup_epochs"] >= values["epochs"]:
+            raise PipelineError(
+                f"params.yaml: {section}.warmup_epochs = {values['warmup_epochs']} is invalid: "
+                f"must be below {section}.epochs ({values['epochs']})"
+            )
     return params
 
 

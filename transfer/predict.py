@@ -18,6 +18,7 @@ import numpy as np
 
 from transfer.data import try_load_image
 from transfer.errors import PipelineError
+from transfer.evaluation import with_mirror
 from transfer.reports import THRESHOLD, sigmoid
 
 CLASSES_FILE = "classes.json"
@@ -110,13 +111,17 @@ def decoded_batches(files, image_size, batch_size, pool):
         yield [future.result() for future in current]
 
 
-def predict_files(model, class_names, files, batch_size=64, threshold=THRESHOLD, progress=None):
-    """Yield one result dict per file, in order: path, label, score; or path, error."""
+def predict_files(model, class_names, files, batch_size=64, threshold=THRESHOLD, progress=None, tta=False):
+    """Yield one result dict per file, in order: path, label, score; or path, error.
+
+    tta: average each image's probability with its mirror's (twice the model calls).
+    """
+    logits_of = with_mirror(model.logits) if tta else model.logits
     done = 0
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         for batch in decoded_batches(files, model.image_size, batch_size, pool):
             good = [image for image, _ in batch if image is not None]
-            probabilities = iter(sigmoid(model.logits(np.stack(good))) if good else [])
+            probabilities = iter(sigmoid(logits_of(np.stack(good))) if good else [])
             for (image, error), path in zip(batch, files[done : done + len(batch)]):
                 if image is None:
                     yield {"path": str(path), "error": error}

@@ -16,6 +16,15 @@ def sigmoid(logits):
     return 1 / (1 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
 
+def mean_probability_logit(logits_a, logits_b):
+    """The logit of the mean of two predictions' probabilities, computed in log
+    space so confident logits (|z| > 40) do not turn into infinities."""
+    a, b = (np.asarray(logits, dtype=np.float64) for logits in (logits_a, logits_b))
+    log_p = np.logaddexp(-np.logaddexp(0, -a), -np.logaddexp(0, -b))  # log(p_a + p_b)
+    log_q = np.logaddexp(-np.logaddexp(0, a), -np.logaddexp(0, b))  # log((1 - p_a) + (1 - p_b))
+    return log_p - log_q
+
+
 def precision_recall_f1(is_true, is_predicted):
     """Precision, recall and F1 of one class, from boolean arrays (0 where undefined)."""
     true_positives = np.sum(is_true & is_predicted)

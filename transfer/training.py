@@ -1,11 +1,26 @@
-"""Training both phases with the tutorial's recipe (RMSprop, logits, BCE)."""
+"""Training both phases: the tutorial's recipe (RMSprop, logits, BCE) and its levers.
+
+Levers, each off (or the tutorial's value) by default: optimizer (rmsprop,
+adam, adamw), learning-rate schedule (constant or cosine decay) with a linear
+warm-up, label smoothing, and early stopping on validation loss that keeps the
+best epoch's weights.
+"""
 
 import tempfile
 
 import keras
 import tensorflow as tf
 
+from transfer.errors import interrupted
+
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy")
+
+# By the names params.yaml uses (transfer.params.OPTIMIZERS).
+OPTIMIZERS = {
+    "rmsprop": keras.optimizers.RMSprop,  # the tutorial's
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,  # Keras's default weight decay, 0.004
+}
 
 
 def seed_everything(seed):
@@ -14,14 +29,51 @@ def seed_everything(seed):
     tf.config.experimental.enable_op_determinism()
 
 
-def compile_model(model, learning_rate):
-    """RMSprop on logits. Accuracy thresholds the logit at 0: Keras's plain
+def learning_rate_schedule(learning_rate, schedule, warmup_epochs, epochs, steps_per_epoch):
+    """A float for a constant rate, else a Keras schedule stepped once per batch.
+
+    warmup_epochs > 0 ramps the rate linearly from 0 over those epochs first;
+    "cosine" then decays it to 0 by the end of the last epoch.
+    """
+    if schedule == "constant" and warmup_epochs == 0:
+        return learning_rate
+    warmup_steps = warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else learning_rate,
+        decay_steps=max(1, (epochs - warmup_epochs) * steps_per_epoch),
+        alpha=1.0 if schedule == "constant" else 0.0,  # alpha 1: no decay at all
+        warmup_target=learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+
+
+def compile_model(model, learning_rate, optimizer="rmsprop", label_smoothing=0.0):
+    """Compile for logits. Accuracy thresholds the logit at 0: Keras's plain
     'accuracy' would threshold at 0.5 even with from_logits=True."""
     model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=label_smoothing),
         metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
     )
+
+
+def compile_for_phase(model, phase_params, steps_per_epoch):
+    """compile_model with a train_head or finetune section of params.yaml."""
+    schedule = learning_rate_schedule(
+        phase_params["learning_rate"],
+        phase_params["schedule"],
+        phase_params["warmup_epochs"],
+        phase_params["epochs"],
+        steps_per_epoch,
+    )
+    compile_model(model, schedule, phase_params["optimizer"], phase_params["label_smoothing"])
+
+
+def steps_per_epoch(dataset):
+    steps = int(dataset.cardinality())
+    if steps < 0:
+        raise ValueError("the training dataset's length is unknown")
+    return steps
 
 
 def feature_dataset(features, labels, batch_size, shuffle_buffer=None, seed=None):
@@ -31,26 +83,66 @@ def feature_dataset(features, labels, batch_size, shuffle_buffer=None, seed=None
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def fit(model, train_data, validation_data, first_epoch, epochs, phase):
-    """Train `epochs` epochs numbered after `first_epoch`; returns history rows.
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Re-raise a Ctrl-C that TensorFlow's C++ code swallowed (see errors.interrupted)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if interrupted():
+            raise KeyboardInterrupt
+
+    on_test_batch_end = on_train_batch_end
+
+
+def fit(model, train_data, validation_data, first_epoch, epochs, phase, early_stopping=0):
+    """Train up to `epochs` epochs numbered after `first_epoch`; returns history rows.
 
     Epochs are numbered from 1 and continue across phases, so the fine-tune
-    phase's rows follow the head's in one history.
+    phase's rows follow the head's in one history. early_stopping > 0 stops
+    after that many epochs without a lower validation loss and puts back the
+    weights of the epoch with the lowest (see kept_epoch).
     """
+    callbacks = [StopOnInterrupt()]
+    if early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=early_stopping, restore_best_weights=True, verbose=1
+            )
+        )
     history = model.fit(
         train_data,
         validation_data=validation_data,
         initial_epoch=first_epoch,
         epochs=first_epoch + epochs,
         shuffle=False,  # the datasets shuffle themselves
+        callbacks=callbacks,
         verbose=2,
     )
     rows = []
-    for index in range(epochs):
+    for index in range(len(history.history["loss"])):
         row = {"epoch": first_epoch + index + 1, "phase": phase}
         row.update({name: float(history.history[name][index]) for name in HISTORY_COLUMNS[2:]})
         rows.append(row)
     return rows
+
+
+def kept_epoch(rows, early_stopping):
+    """The history row whose weights the model ends with: with early stopping the
+    first epoch of lowest validation loss (what Keras restores), else the last."""
+    if not early_stopping:
+        return rows[-1]
+    return min(rows, key=lambda row: row["val_loss"])
+
+
+def phase_report(rows, early_stopping, model_facts):
+    """metrics/<phase>.json: the kept epoch's figures (under "final", the weights
+    that are saved), how many epochs ran, and the model's parameter counts."""
+    kept = kept_epoch(rows, early_stopping)
+    return {
+        "final": {name: kept[name] for name in HISTORY_COLUMNS[2:]},
+        "kept_epoch": kept["epoch"],
+        "epochs_run": len(rows),
+        "model": model_facts,
+    }
 
 
 def evaluate(model, data):
@@ -62,38 +154,56 @@ def fine_tune(
     model,
     base,
     prepared_dir,
+    phase_params,
     *,
-    fine_tune_at,
-    learning_rate,
-    batch_size,
-    shuffle_buffer,
     seed,
     first_epoch,
-    epochs,
     cache_bottom,
     inference_batch_size,
 ):
-    """Train the compiled classifier on the prepared images; returns history rows.
+    """Compile and train the classifier on the prepared images; returns history rows.
 
-    With cache_bottom, the frozen layers below fine_tune_at run once per image
-    (their outputs are cached in a temporary folder) and each epoch trains only
-    the top, which shares the classifier's weights: the same model, to within
-    float noise, in less time. Only valid when the training images do not
-    change between epochs (no augmentation).
+    phase_params: the finetune section of params.yaml. With cache_bottom, the
+    frozen layers below fine_tune_at run once per image (their outputs are
+    cached in a temporary folder) and each epoch trains only the top, which
+    shares the classifier's weights: the same model, to within float noise, in
+    less time. Only valid when the training images do not change between
+    epochs (no augmentation).
     """
     from transfer.data import image_dataset
     from transfer.features import activation_dataset, cache_activations
     from transfer.model import split_frozen_bottom
 
+    batch_size, shuffle_buffer = phase_params["batch_size"], phase_params["shuffle_buffer"]
+    fine_tune_at = phase_params["fine_tune_at"]
+
+    def train(trained_model, train, validation):
+        steps = steps_per_epoch(train)
+        compile_for_phase(model, phase_params, steps)  # the model that is saved
+        if trained_model is not model:
+            compile_for_phase(trained_model, phase_params, steps)
+        return fit(
+            trained_model,
+            train,
+            validation,
+            first_epoch,
+            phase_params["epochs"],
+            phase="finetune",
+            early_stopping=phase_params["early_stopping"],
+        )
+
     if not cache_bottom or fine_tune_at == 0:
-        train = image_dataset(prepared_dir, "train", batch_size, shuffle_buffer, seed)
-        validation = image_dataset(prepared_dir, "validation", batch_size)
-        return fit(model, train, validation, first_epoch, epochs, phase="finetune")
+        return train(
+            model,
+            image_dataset(prepared_dir, "train", batch_size, shuffle_buffer, seed),
+            image_dataset(prepared_dir, "validation", batch_size),
+        )
     bottom, top = split_frozen_bottom(model, base, fine_tune_at)
-    compile_model(top, learning_rate)
     with tempfile.TemporaryDirectory(prefix="transfer-activations-") as cache:
         for split in ("train", "validation"):
             cache_activations(bottom, prepared_dir, split, cache, inference_batch_size)
-        train = activation_dataset(cache, "train", batch_size, shuffle_buffer, seed)
-        validation = activation_dataset(cache, "validation", batch_size)
-        return fit(top, train, validation, first_epoch, epochs, phase="finetune")
+        return train(
+            top,
+            activation_dataset(cache, "train", batch_size, shuffle_buffer, seed),
+            activation_dataset(cache, "validation", batch_size),
+        )
