@@ -9,9 +9,10 @@ from transfer.evaluation import (
     most_confidently_wrong,
     predict_split,
     prediction_rows,
+    with_mirror,
 )
 from transfer.model import build_base, build_classifier, build_head
-from transfer.reports import binary_metrics
+from transfer.reports import binary_metrics, mean_probability_logit
 
 CLASSES = ["cat", "dog"]
 
@@ -66,3 +67,30 @@ def test_predict_split_and_images_by_id(tmp_path, monkeypatch):
     picked = images_by_id(tmp_path / "prepared", "train", [ids[-1], ids[0]])
     np.testing.assert_array_equal(picked[0], images[-1])
     np.testing.assert_array_equal(picked[1], images[0])
+
+
+def test_tta_averages_each_image_with_its_left_right_mirror():
+    # A stand-in model whose logit is an image's left-most column value; the
+    # mirror's is then its right-most.
+    images = np.zeros((2, 4, 4, 3), "float32")
+    images[0, :, 0], images[1, :, 0] = 1.0, -3.0  # left-most columns
+    images[0, :, -1], images[1, :, -1] = 3.0, 2.0  # right-most columns
+    averaged = with_mirror(lambda batch: batch[:, 0, 0, 0])(images)
+    expected = mean_probability_logit([1.0, -3.0], [3.0, 2.0])
+    np.testing.assert_allclose(averaged, expected)
+
+
+def test_predict_split_with_tta_uses_the_mirror(tmp_path, shared_weights):
+    import keras
+
+    root = make_image_folder(tmp_path / "images", per_class=6)
+    prepare_folder(root, tmp_path / "prepared", 32, [0.5, 0.25, 0.25], seed=0)
+    keras.utils.set_random_seed(0)  # real base, random head: varied logits
+    model = build_classifier(build_base(32, str(shared_weights)), build_head())
+    plain, _, _ = predict_split(model, tmp_path / "prepared", "train", batch_size=4)
+    tta, _, _ = predict_split(model, tmp_path / "prepared", "train", batch_size=4, tta=True)
+    images = np.concatenate([shard[0] for shard in read_shards(tmp_path / "prepared", "train")])
+    mirrored = model.predict(images[:, :, ::-1], verbose=0).reshape(-1)
+    assert np.ptp(plain) > 0.1
+    np.testing.assert_allclose(tta, mean_probability_logit(plain, mirrored), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(tta, plain, rtol=1e-3, atol=1e-3)

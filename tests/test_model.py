@@ -124,11 +124,33 @@ def test_base_called_with_training_false_alone_does_not_freeze_batch_norm(shared
     assert any(changed)
 
 
-def test_augmentation_changes_training_inputs_only():
-    augmentation = build_augmentation(seed=0)
-    images = random_images(2)
+@pytest.mark.parametrize(
+    "lever",
+    [
+        {},  # the tutorial's: flip and rotation 0.2
+        {"rotation": 0.0},  # flip alone
+        {"flip": False, "rotation": 0.1},
+        {"flip": False, "rotation": 0.0, "zoom": 0.3},
+        {"flip": False, "rotation": 0.0, "contrast": 0.5},
+    ],
+)
+def test_each_augmentation_changes_training_inputs_only(lever):
+    augmentation = build_augmentation(seed=0, **lever)
+    images = random_images(4)
     assert not np.allclose(augmentation(images, training=True), images)
     np.testing.assert_array_equal(augmentation(images, training=False), images)
+
+
+def test_augmentation_with_every_change_off_is_none():
+    assert build_augmentation(0, flip=False, rotation=0.0, zoom=0.0, contrast=0.0) is None
+
+
+def test_an_augmented_classifier_predicts_as_the_plain_one():
+    base, head = build_base(SIZE, "none"), build_head()
+    augmented = build_classifier(base, head, build_augmentation(0, zoom=0.2, contrast=0.2))
+    plain = build_classifier(base, head)
+    images = random_images(3)
+    np.testing.assert_array_equal(augmented.predict(images, verbose=0), plain.predict(images, verbose=0))
 
 
 def test_saved_model_loads_in_safe_mode_with_identical_predictions(tmp_path):

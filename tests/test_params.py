@@ -29,6 +29,14 @@ def test_project_params_are_valid():
         ("finetune", "fine_tune_at", -5, "finetune.fine_tune_at = -5"),
         ("finetune", "learning_rate", "fast", "finetune.learning_rate = 'fast'"),
         ("train_head", "dropout", 1.0, "train_head.dropout = 1.0"),
+        ("train_head", "optimizer", "sgd", "optimizer = 'sgd' is invalid: must be one of rmsprop, adam"),
+        ("finetune", "schedule", "linear", "must be one of constant, cosine"),
+        ("finetune", "label_smoothing", 1.0, "finetune.label_smoothing = 1.0"),
+        ("finetune", "early_stopping", -1, "finetune.early_stopping = -1"),
+        ("finetune", "augment_zoom", 1.5, "finetune.augment_zoom = 1.5"),
+        ("finetune", "augment_flip", "yes", "finetune.augment_flip = 'yes'"),
+        ("evaluate", "tta", 1, "evaluate.tta = 1 is invalid: must be true or false"),
+        ("train_head", "warmup_epochs", 2, "warmup_epochs = 2 is invalid: must be below train_head.epochs"),
     ],
 )
 def test_invalid_values_name_key_value_and_what_is_allowed(section, key, value, expected):

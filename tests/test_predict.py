@@ -85,6 +85,23 @@ def test_predict_agrees_with_keras_predict_on_the_same_images(model_dir, mixed_f
         assert line["score"] == pytest.approx(expected, abs=1e-5)
 
 
+def test_tta_averages_the_probability_of_each_image_and_its_mirror(model_dir, mixed_folder):
+    import keras
+
+    files = [mixed_folder / "a_good.jpg", mixed_folder / "e_alpha.png"]
+    result, lines = predict(model_dir / "model.keras", *files, "--tta")
+    assert result.returncode == 0
+    model = keras.models.load_model(model_dir / "model.keras")
+    images = np.stack([load_image(path, SIZE) for path in files])
+    both = [model.predict(batch, verbose=0).reshape(-1) for batch in (images, images[:, :, ::-1])]
+    probabilities = np.mean([1 / (1 + np.exp(-logits)) for logits in both], axis=0)
+    _, plain = predict(model_dir / "model.keras", *files)
+    for line, plain_line, probability in zip(lines, plain, probabilities):
+        expected = probability if line["label"] == "dog" else 1 - probability
+        assert line["score"] == pytest.approx(expected, abs=1e-5)
+        assert line["score"] != plain_line["score"]
+
+
 def test_threshold_moves_the_decision(model_dir, mixed_folder):
     image = mixed_folder / "a_good.jpg"
     _, low = predict(model_dir / "model.keras", image, "--threshold", "0.001")

@@ -6,12 +6,14 @@ from PIL import Image
 
 from transfer.reports import (
     binary_metrics,
+    mean_probability_logit,
     plot_learning_curves,
     plot_misclassified,
     plot_samples,
     precision_recall_points,
     roc_auc,
     roc_points,
+    sigmoid,
 )
 
 
@@ -85,3 +87,15 @@ def test_roc_and_precision_recall_points():
 def test_tied_scores_make_one_curve_point():
     rows = roc_points([1, 0, 1], [0.5, 0.5, 0.2])
     assert [(row["fpr"], row["tpr"]) for row in rows] == [(0, 0), (1, 0.5), (1, 1)]
+
+
+def test_mean_probability_logit_is_the_logit_of_the_mean_probability():
+    a, b = np.array([0.5, -2.0, 3.0]), np.array([1.5, 1.0, 3.0])
+    mean = (sigmoid(a) + sigmoid(b)) / 2
+    np.testing.assert_allclose(mean_probability_logit(a, b), np.log(mean / (1 - mean)))
+
+
+def test_mean_probability_logit_stays_finite_for_confident_logits():
+    logits = mean_probability_logit([100.0, -100.0, 100.0], [120.0, -90.0, -100.0])
+    assert np.all(np.isfinite(logits))
+    assert logits[0] > 90 and logits[1] < -80 and logits[2] == pytest.approx(0.0)

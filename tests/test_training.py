@@ -2,8 +2,18 @@ import keras
 import numpy as np
 import pytest
 
+from transfer import params, training
 from transfer.model import FEATURE_SIZE, build_head
-from transfer.training import compile_model, evaluate, feature_dataset, fit, seed_everything
+from transfer.training import (
+    compile_model,
+    evaluate,
+    feature_dataset,
+    fit,
+    kept_epoch,
+    learning_rate_schedule,
+    phase_report,
+    seed_everything,
+)
 
 
 def separable_features(count, seed=0):
@@ -59,6 +69,94 @@ def test_same_seed_same_weights_and_metrics():
         np.testing.assert_array_equal(a, b)
     assert first_history == second_history
     assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
+
+
+def test_optimizer_names_in_params_are_the_optimizers_training_builds():
+    assert tuple(training.OPTIMIZERS) == params.OPTIMIZERS
+    for name, optimizer_class in training.OPTIMIZERS.items():
+        model = build_head()
+        compile_model(model, 1e-3, optimizer=name)
+        assert type(model.optimizer) is optimizer_class
+
+
+def test_constant_learning_rate_without_warm_up_is_the_tutorials_plain_float():
+    assert learning_rate_schedule(1e-4, "constant", 0, epochs=5, steps_per_epoch=10) == 1e-4
+
+
+@pytest.mark.parametrize(
+    "schedule, expected_at_end",
+    [("cosine", 0.0), ("constant", 1e-3)],
+)
+def test_warm_up_ramps_from_zero_then_the_schedule_holds_or_decays(schedule, expected_at_end):
+    rate = learning_rate_schedule(1e-3, schedule, 2, epochs=6, steps_per_epoch=10)
+    at = {step: float(rate(step)) for step in (0, 10, 20, 40, 60)}
+    assert at[0] == 0.0
+    assert at[10] == pytest.approx(0.5e-3)  # halfway through 2 warm-up epochs
+    assert at[20] == pytest.approx(1e-3)  # the peak, when warm-up ends
+    assert at[60] == pytest.approx(expected_at_end, abs=1e-9)  # after the last epoch
+    if schedule == "cosine":
+        assert at[40] == pytest.approx(0.5e-3)  # halfway through the decay
+
+
+def test_training_steps_the_schedule_it_was_given():
+    seed_everything(0)
+    features, labels = separable_features(64)
+    head = build_head()
+    train = feature_dataset(features, labels, 16)
+    rate = learning_rate_schedule(1e-2, "cosine", 1, epochs=3, steps_per_epoch=4)
+    compile_model(head, rate)
+    fit(head, train, train, 0, 3, phase="head")
+    assert int(head.optimizer.iterations) == 12
+    assert float(head.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed to 0
+
+
+def test_label_smoothing_bounds_the_logits():
+    # Smoothed targets s/2 and 1 - s/2 are met at logit +-log((2 - s) / s): the
+    # typical logit settles there; unsmoothed, logits keep growing.
+    def typical_logit(label_smoothing):
+        seed_everything(0)
+        features, labels = separable_features(200)
+        head = build_head()
+        compile_model(head, 1e-2, optimizer="adam", label_smoothing=label_smoothing)
+        head.fit(features, labels, batch_size=32, epochs=60, verbose=0)
+        return float(np.median(np.abs(head.predict(features, verbose=0))))
+
+    assert typical_logit(0.2) == pytest.approx(np.log(1.8 / 0.2), abs=0.3)
+    assert typical_logit(0.0) > 2 * np.log(1.8 / 0.2)
+
+
+def test_early_stopping_stops_and_restores_the_epoch_of_lowest_validation_loss():
+    # Validation labels are the opposite of training labels, so validation loss
+    # is lowest early and grows with every epoch of training.
+    seed_everything(0)
+    features, labels = separable_features(200)
+    head = build_head()
+    compile_model(head, 1e-3)
+    train = feature_dataset(features, labels, 32)
+    validation = feature_dataset(features[:100], 1 - labels[:100], 32)
+    rows = fit(head, train, validation, 0, 20, phase="head", early_stopping=2)
+    kept = kept_epoch(rows, early_stopping=2)
+
+    assert len(rows) == kept["epoch"] + 2 < 20  # stopped two epochs after the best
+    assert kept["val_loss"] == min(row["val_loss"] for row in rows) < rows[-1]["val_loss"]
+    assert evaluate(head, validation)["loss"] == pytest.approx(kept["val_loss"], rel=1e-5)
+    report = phase_report(rows, 2, {})
+    assert (report["kept_epoch"], report["epochs_run"]) == (kept["epoch"], len(rows))
+    assert report["final"]["val_loss"] == kept["val_loss"]
+
+
+def test_without_early_stopping_the_last_epoch_is_kept():
+    rows = [{"epoch": 1, "val_loss": 0.1}, {"epoch": 2, "val_loss": 0.5}]
+    assert kept_epoch(rows, early_stopping=0)["epoch"] == 2
+
+
+def test_a_swallowed_interrupt_still_stops_training(monkeypatch):
+    monkeypatch.setattr(training, "interrupted", lambda: True)
+    head = build_head()
+    compile_model(head, 1e-3)
+    data = feature_dataset(*separable_features(64), 32)
+    with pytest.raises(KeyboardInterrupt):
+        fit(head, data, data, 0, 2, phase="head")
 
 
 @pytest.mark.parametrize("fine_tune_at", [100, 120])  # two tensors cross the cut at 100, one at 120
