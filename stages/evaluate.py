@@ -39,11 +39,16 @@ def main():
     head_logits = load_model("models/head.keras").predict(features, batch_size=batch_size, verbose=0)
     # Test-time augmentation applies to the fine-tuned model: the head-only
     # figures stay those of the cached features, the baseline it improves on.
-    logits, labels, ids = predict_split(
-        load_model("models/model.keras"), "data/prepared", "test", batch_size, tta=config["tta"]
+    model = load_model("models/model.keras")
+    logits, labels, ids = predict_split(model, "data/prepared", "test", batch_size, tta=config["tta"])
+    validation_logits, validation_labels, _ = predict_split(
+        model, "data/prepared", "validation", batch_size, tta=config["tta"]
     )
 
-    write_json("metrics/eval.json", evaluation_report(head_logits, head_labels, logits, labels, class_names))
+    report = evaluation_report(
+        head_logits, head_labels, logits, labels, class_names, (validation_logits, validation_labels)
+    )
+    write_json("metrics/eval.json", report)
     rows = prediction_rows(logits, labels, ids, class_names)
     write_csv("metrics/predictions.csv", rows, PREDICTION_COLUMNS)
     for model, model_logits, model_labels in (

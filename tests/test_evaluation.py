@@ -50,6 +50,13 @@ def test_report_agrees_with_the_predictions_table():
     assert report["finetuned"]["per_class"]["dog"]["precision"] == pytest.approx(dog_precision)
     assert report["head"] == binary_metrics(labels, logits - 0.3, CLASSES)
     assert report["test_images"] == 50 and report["threshold"] == 0.5
+    assert "validation" not in report
+    validation = evaluation_report(logits, labels, logits, labels, CLASSES, (logits[:20], labels[:20]))
+    assert validation["validation"] == {
+        "accuracy": binary_metrics(labels[:20], logits[:20], CLASSES)["accuracy"],
+        "loss": binary_metrics(labels[:20], logits[:20], CLASSES)["loss"],
+        "images": 20,
+    }
     with pytest.raises(ValueError, match="disagree"):
         evaluation_report(logits, 1 - labels, logits, labels, CLASSES)
 

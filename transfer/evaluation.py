@@ -35,16 +35,30 @@ def predict_split(model, prepared_dir, split, batch_size, tta=False):
     return np.concatenate(logits), np.concatenate(labels), ids
 
 
-def evaluation_report(head_logits, head_labels, logits, labels, class_names):
-    """metrics/eval.json: both models' metrics, per class, with count and threshold."""
+def evaluation_report(head_logits, head_labels, logits, labels, class_names, validation=None):
+    """metrics/eval.json: both models' metrics, per class, with count and threshold.
+
+    validation: (logits, labels) of the fine-tuned model on the validation
+    split, predicted the way the test split is (with TTA if on): the figure to
+    choose runs by, since the test split must not pick the model.
+    """
     if not np.array_equal(head_labels, labels):
         raise ValueError("test features and test images disagree on labels")
-    return {
+    report = {
         "head": binary_metrics(head_labels, head_logits, class_names),
         "finetuned": binary_metrics(labels, logits, class_names),
         "test_images": len(labels),
         "threshold": THRESHOLD,
     }
+    if validation is not None:
+        validation_logits, validation_labels = validation
+        metrics = binary_metrics(validation_labels, validation_logits, class_names)
+        report["validation"] = {
+            "accuracy": metrics["accuracy"],
+            "loss": metrics["loss"],
+            "images": len(validation_labels),
+        }
+    return report
 
 
 def prediction_rows(logits, labels, ids, class_names):
