@@ -20,6 +20,7 @@ import yaml
 from PIL import Image
 
 from tests.conftest import PROJECT_ROOT, copy_shared_subset, write_params
+from transfer.model import load_model
 
 pytestmark = pytest.mark.e2e
 
@@ -301,6 +302,41 @@ def test_nothing_changed_runs_nothing_and_a_head_param_reruns_only_downstream(re
     params_diff = json.loads(run(["dvc", "params", "diff", "--json"], repo).stdout)
     learning_rate = params_diff["params.yaml"]["train_head.learning_rate"]
     assert (learning_rate["old"], learning_rate["new"]) == (0.001, 0.0005)
+
+
+def test_the_accuracy_levers_flow_through_the_pipeline(repo):
+    repo, _ = repo
+    set_params(
+        repo,
+        train_head__epochs=30,
+        train_head__optimizer="adam",
+        train_head__schedule="cosine",
+        train_head__warmup_epochs=1,
+        train_head__label_smoothing=0.1,
+        train_head__early_stopping=2,
+        finetune__epochs=2,
+        finetune__augment=True,
+        finetune__augment_zoom=0.1,
+        finetune__augment_contrast=0.1,
+        finetune__optimizer="adamw",
+        finetune__early_stopping=1,
+        evaluate__tta=True,
+    )
+    rerun = run(["dvc", "repro", "evaluate"], repo)
+    assert stages_run(rerun.stdout) == ["train_head", "finetune", "evaluate"]
+
+    head = json.loads((repo / "metrics" / "train_head.json").read_text())
+    assert head["epochs_run"] < 30  # stopped early
+    assert head["kept_epoch"] == head["epochs_run"] - 2
+    history = list(csv.DictReader((repo / "plots" / "history.csv").open()))
+    epochs = [int(row["epoch"]) for row in history]
+    assert epochs == list(range(1, len(history) + 1))  # fine-tuning continues the head's numbering
+    assert [row["phase"] for row in history].count("head") == head["epochs_run"]
+    evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
+    prepared = json.loads((repo / "metrics" / "prepare.json").read_text())
+    assert evaluation["validation"]["images"] == prepared["validation"]["total"]
+    assert evaluation["finetuned"]["accuracy"] >= 0.8
+    assert "augmentation" in [layer.name for layer in load_model(repo / "models" / "model.keras").layers]
 
 
 def test_a_queued_sweep_compares_experiments(repo):

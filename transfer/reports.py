@@ -126,7 +126,7 @@ def plot_samples(images, labels, class_names, path, count=9):
         axis.set_title(class_names[int(labels[index])])
         axis.axis("off")
     figure.tight_layout()
-    figure.savefig(path, format="png")
+    figure.savefig(path, format="png", bbox_inches="tight")
     plt.close(figure)
 
 
@@ -143,7 +143,7 @@ def plot_misclassified(images, captions, path, columns=4):
         axis.set_title(captions[index], fontsize=10, color="darkred")
         axis.axis("off")
     figure.tight_layout()
-    figure.savefig(path, format="png")
+    figure.savefig(path, format="png", bbox_inches="tight")
     plt.close(figure)
 
 
@@ -172,5 +172,5 @@ def plot_learning_curves(history, path, fine_tune_start=None):
     loss_axis.set_xlabel("epoch")
     loss_axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     figure.tight_layout()
-    figure.savefig(path, format="png")
+    figure.savefig(path, format="png", bbox_inches="tight")
     plt.close(figure)
