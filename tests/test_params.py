@@ -81,3 +81,15 @@ def test_yaml_cannot_run_code(tmp_path):
     with pytest.raises(PipelineError):
         load_params(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_floats_in_exponent_form_as_dvc_writes_them_are_numbers(tmp_path):
+    # `dvc exp run -S finetune.learning_rate=0.00001` writes 1e-05 (no dot).
+    text = (PROJECT_ROOT / "params.yaml").read_text()
+    text = text.replace("learning_rate: 0.00001", "learning_rate: 1e-05")
+    text = text.replace("learning_rate: 0.0001", "learning_rate: 3E-4")
+    (tmp_path / "params.yaml").write_text(text)
+    params = load_params(tmp_path / "params.yaml")
+    assert params["finetune"]["learning_rate"] == 1e-05
+    assert params["train_head"]["learning_rate"] == 3e-4
+    assert params["data"]["seed"] == 42 and params["data"]["split"] == [0.8, 0.1, 0.1]

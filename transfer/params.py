@@ -6,6 +6,7 @@ late stage's section fails the first stage that runs instead of an hour in.
 
 import difflib
 import math
+import re
 from pathlib import Path
 
 import yaml
@@ -124,6 +125,25 @@ SCHEMA = {
 }
 
 
+class _Loader(yaml.SafeLoader):
+    """safe_load, but floats as YAML 1.2 writes them: `dvc exp run -S lr=0.00001`
+    stores 1e-05, which PyYAML's YAML 1.1 rules would read as a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
 def _did_you_mean(name, candidates):
     close = difflib.get_close_matches(name, candidates, n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -168,7 +188,7 @@ def load_params(path="params.yaml"):
     if not path.is_file():
         raise PipelineError(f"params file not found: {path}")
     try:
-        params = yaml.safe_load(path.read_text())
+        params = yaml.load(path.read_text(), Loader=_Loader)
     except yaml.YAMLError as error:
         raise PipelineError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
     return validate(params)
