@@ -1,0 +1,52 @@
+"""Condense `dvc exp show --csv` into the Markdown table of docs/sweep.md.
+
+    dvc exp show -A --csv > docs/sweep.csv
+    python benchmarks/sweep_table.py docs/sweep.csv
+
+Rows are sorted the way runs are chosen: validation accuracy (TTA as set),
+then validation loss. Test columns are shown, never used to sort.
+"""
+
+import argparse
+import csv
+
+COLUMNS = [
+    ("experiment", "Experiment"),
+    ("px", "data.image_size"),
+    ("label smoothing", "train_head.label_smoothing"),
+    ("augment", "finetune.augment"),
+    ("fine_tune_at", "finetune.fine_tune_at"),
+    ("finetune lr", "finetune.learning_rate"),
+    ("tta", "evaluate.tta"),
+    ("head val acc", "metrics/train_head.json:final.val_accuracy"),
+    ("head epochs", "metrics/train_head.json:epochs_run"),
+    ("finetune epochs", "metrics/finetune.json:epochs_run"),
+    ("val acc", "validation.accuracy"),
+    ("val loss", "validation.loss"),
+    ("test acc, head", "head.accuracy"),
+    ("test acc, fine-tuned", "finetuned.accuracy"),
+]
+
+
+def cell(key, value):
+    """Metrics to 4 decimals; params as DVC recorded them."""
+    if key.endswith(("accuracy", "loss")) and value:
+        return f"{float(value):.4f}"
+    return value
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("csv", help="output of dvc exp show --csv")
+    args = parser.parse_args()
+    with open(args.csv, newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row["Experiment"] and row["State"] == "Success"]
+    rows.sort(key=lambda row: (-float(row["validation.accuracy"]), float(row["validation.loss"])))
+    print("| " + " | ".join(name for name, _ in COLUMNS) + " |")
+    print("|" + " --- |" * len(COLUMNS))
+    for row in rows:
+        print("| " + " | ".join(cell(key, row[key]) for _, key in COLUMNS) + " |")
+
+
+if __name__ == "__main__":
+    main()
