@@ -53,8 +53,11 @@ def main():
         inference_batch_size=params["extract"]["batch_size"],
     )
 
+    # Augmentation is for training only: the saved model is the same base and
+    # head without it, so what evaluate, predict and export run holds no random
+    # ops (TFLite cannot convert them).
     with atomic_path("models/model.keras") as path:
-        model.save(path)
+        build_classifier(base, head).save(path)
     # Beside the model, for `python -m transfer predict`.
     write_json("models/classes.json", {"class_names": read_meta("data/prepared")["class_names"]})
     write_csv("plots/finetune_history.csv", history, HISTORY_COLUMNS)

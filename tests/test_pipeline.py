@@ -323,8 +323,8 @@ def test_the_accuracy_levers_flow_through_the_pipeline(repo):
         finetune__early_stopping=1,
         evaluate__tta=True,
     )
-    rerun = run(["dvc", "repro", "evaluate"], repo)
-    assert stages_run(rerun.stdout) == ["train_head", "finetune", "evaluate"]
+    rerun = run(["dvc", "repro"], repo)
+    assert stages_run(rerun.stdout) == ["train_head", "finetune", "evaluate", "export"]
 
     head = json.loads((repo / "metrics" / "train_head.json").read_text())
     assert head["epochs_run"] < 60  # stopped early
@@ -337,7 +337,10 @@ def test_the_accuracy_levers_flow_through_the_pipeline(repo):
     prepared = json.loads((repo / "metrics" / "prepare.json").read_text())
     assert evaluation["validation"]["images"] == prepared["validation"]["total"]
     assert evaluation["finetuned"]["accuracy"] >= 0.8
-    assert "augmentation" in [layer.name for layer in load_model(repo / "models" / "model.keras").layers]
+    # Trained with augmentation, saved without it: export converts it to TFLite.
+    assert "augmentation" not in [layer.name for layer in load_model(repo / "models" / "model.keras").layers]
+    exported = json.loads((repo / "metrics" / "export.json").read_text())
+    assert exported["tflite_float32"]["accuracy"] == pytest.approx(exported["keras"]["accuracy"], abs=0.005)
 
 
 def test_a_queued_sweep_compares_experiments(repo):
