@@ -51,16 +51,16 @@ def main():
     write_json("metrics/eval.json", report)
     rows = prediction_rows(logits, labels, ids, class_names)
     write_csv("metrics/predictions.csv", rows, PREDICTION_COLUMNS)
-    for model, model_logits, model_labels in (
+    for name, model_logits, model_labels in (
         ("head", head_logits, head_labels),
         ("finetuned", logits, labels),
     ):
         probabilities = sigmoid(model_logits)
         write_csv(
-            f"plots/roc/{model}.csv", roc_points(model_labels, probabilities), ["fpr", "tpr", "threshold"]
+            f"plots/roc/{name}.csv", roc_points(model_labels, probabilities), ["fpr", "tpr", "threshold"]
         )
         write_csv(
-            f"plots/precision_recall/{model}.csv",
+            f"plots/precision_recall/{name}.csv",
             precision_recall_points(model_labels, probabilities),
             ["recall", "precision", "threshold"],
         )

@@ -161,7 +161,10 @@ def fine_tune(
     cache_bottom,
     inference_batch_size,
 ):
-    """Compile and train the classifier on the prepared images; returns history rows.
+    """Train the classifier's weights on the prepared images; returns history rows.
+
+    What is compiled and fit is the classifier, or with cache_bottom the top
+    model that shares its weights; the caller saves a model built from them.
 
     phase_params: the finetune section of params.yaml. With cache_bottom, the
     frozen layers below fine_tune_at run once per image (their outputs are
@@ -178,10 +181,7 @@ def fine_tune(
     fine_tune_at = phase_params["fine_tune_at"]
 
     def train(trained_model, train, validation):
-        steps = steps_per_epoch(train)
-        compile_for_phase(model, phase_params, steps)  # the model that is saved
-        if trained_model is not model:
-            compile_for_phase(trained_model, phase_params, steps)
+        compile_for_phase(trained_model, phase_params, steps_per_epoch(train))
         return fit(
             trained_model,
             train,
