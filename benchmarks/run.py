@@ -132,14 +132,16 @@ def bench_extract(prepared, weights, size, batch_size, repeats):
 def bench_finetune(prepared, weights, size, repeats, fine_tune_at=100, batch_size=32):
     import keras
 
-    from transfer.data import image_dataset, read_shards
+    from transfer.data import image_dataset, read_meta, read_shards
     from transfer.model import build_base, build_classifier, build_head, unfreeze_top
+    from transfer.task import Task
     from transfer.training import compile_model
 
+    task = Task(read_meta(prepared)["class_names"])
     base = build_base(size, weights)
     unfreeze_top(base, fine_tune_at)
-    model = build_classifier(base, build_head())
-    compile_model(model, 1e-5)
+    model = build_classifier(base, build_head(task.logit_width))
+    compile_model(model, task, 1e-5)
     shards = list(read_shards(prepared, "train"))
     images = np.concatenate([shard[0] for shard in shards])
     labels = np.concatenate([shard[1] for shard in shards]).astype("float32")

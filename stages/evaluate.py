@@ -16,16 +16,17 @@ from transfer.evaluation import (  # noqa: E402
     prediction_rows,
 )
 from transfer.features import load_features  # noqa: E402
+from transfer.figures import plot_learning_curves, plot_misclassified  # noqa: E402
 from transfer.io import atomic_path, read_csv, write_csv, write_json  # noqa: E402
-from transfer.model import load_model  # noqa: E402
-from transfer.params import load_params  # noqa: E402
-from transfer.reports import (  # noqa: E402
-    plot_learning_curves,
-    plot_misclassified,
+from transfer.metrics import (  # noqa: E402
+    one_vs_rest_curves,
     precision_recall_points,
     roc_points,
-    sigmoid,
+    summary_curve_scores,
 )
+from transfer.model import load_model  # noqa: E402
+from transfer.params import load_params  # noqa: E402
+from transfer.task import Task  # noqa: E402
 from transfer.training import HISTORY_COLUMNS  # noqa: E402
 
 MISCLASSIFIED_SHOWN = 16
@@ -34,36 +35,39 @@ MISCLASSIFIED_SHOWN = 16
 def main():
     config = load_params()["evaluate"]
     batch_size = config["batch_size"]
-    class_names = read_meta("data/prepared")["class_names"]
+    task = Task(read_meta("data/prepared")["class_names"])
     features, head_labels = load_features("data/features", "test")
     head_logits = load_model("models/head.keras").predict(features, batch_size=batch_size, verbose=0)
     # Test-time augmentation applies to the fine-tuned model: the head-only
     # figures stay those of the cached features, the baseline it improves on.
     model = load_model("models/model.keras")
-    logits, labels, ids = predict_split(model, "data/prepared", "test", batch_size, tta=config["tta"])
-    validation_logits, validation_labels, _ = predict_split(
-        model, "data/prepared", "validation", batch_size, tta=config["tta"]
-    )
+    logits, labels, ids = predict_split(model, task, "data/prepared", "test", batch_size, tta=config["tta"])
+    validation = predict_split(model, task, "data/prepared", "validation", batch_size, tta=config["tta"])[:2]
 
-    report = evaluation_report(
-        head_logits, head_labels, logits, labels, class_names, (validation_logits, validation_labels)
+    write_json(
+        "metrics/eval.json", evaluation_report(task, head_logits, head_labels, logits, labels, validation)
     )
-    write_json("metrics/eval.json", report)
-    rows = prediction_rows(logits, labels, ids, class_names)
+    rows = prediction_rows(task, logits, labels, ids)
     write_csv("metrics/predictions.csv", rows, PREDICTION_COLUMNS)
+    # One summary curve per model (head vs fine-tuned), then every class against the rest.
     for name, model_logits, model_labels in (
         ("head", head_logits, head_labels),
         ("finetuned", logits, labels),
     ):
-        probabilities = sigmoid(model_logits)
-        write_csv(
-            f"plots/roc/{name}.csv", roc_points(model_labels, probabilities), ["fpr", "tpr", "threshold"]
-        )
+        curve_labels, scores = summary_curve_scores(task, model_labels, model_logits)
+        write_csv(f"plots/roc/{name}.csv", roc_points(curve_labels, scores), ["fpr", "tpr", "threshold"])
         write_csv(
             f"plots/precision_recall/{name}.csv",
-            precision_recall_points(model_labels, probabilities),
+            precision_recall_points(curve_labels, scores),
             ["recall", "precision", "threshold"],
         )
+    roc, precision_recall = one_vs_rest_curves(task, labels, logits)
+    write_csv("plots/per_class/roc.csv", roc, ["class", "fpr", "tpr", "threshold"])
+    write_csv(
+        "plots/per_class/precision_recall.csv",
+        precision_recall,
+        ["class", "recall", "precision", "threshold"],
+    )
 
     wrong = most_confidently_wrong(rows, MISCLASSIFIED_SHOWN)
     captions = [

@@ -5,14 +5,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
 
-import json  # noqa: E402
-
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from transfer.data import read_shards  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
 from transfer.export import (  # noqa: E402
+    classes_json,
     encode_png,
     export_saved_model,
     export_tflite,
@@ -25,7 +24,7 @@ from transfer.io import atomic_path, write_json  # noqa: E402
 from transfer.model import load_model  # noqa: E402
 from transfer.params import load_params  # noqa: E402
 from transfer.predict import CLASSES_FILE, TFLiteModel, read_class_names  # noqa: E402
-from transfer.reports import THRESHOLD, sigmoid  # noqa: E402
+from transfer.task import Task  # noqa: E402
 
 
 def first_images(split, count):
@@ -37,31 +36,35 @@ def first_images(split, count):
     return np.concatenate(images)
 
 
-def accuracy(probabilities, labels):
-    return float(np.mean((np.asarray(probabilities) > THRESHOLD) == (labels == 1)))
-
-
 def main():
     config = load_params()["export"]
     model = load_model("models/model.keras")
-    class_names = read_class_names("models/model.keras")
+    task = Task(read_class_names("models/model.keras"))
     test = list(read_shards("data/prepared", "test"))
     images = np.concatenate([shard[0] for shard in test])
     labels = np.concatenate([shard[1] for shard in test])
     timed = images[: config["latency_images"]].astype(np.float32)
 
+    def accuracy(probabilities):
+        return float(np.mean(task.predicted(probabilities) == labels))
+
+    def tflite_probabilities(tflite):
+        batches = [tflite.logits(images[start : start + 64]) for start in range(0, len(images), 64)]
+        return task.probabilities(np.concatenate(batches))
+
     with atomic_path("export") as out:
         out.mkdir()
-        (out / CLASSES_FILE).write_text(json.dumps({"class_names": class_names}) + "\n")
-        export_saved_model(model, class_names, out / "saved_model")
-        export_tflite(model, out / "model_float32.tflite")
-        export_tflite(model, out / "model_int8.tflite", first_images("train", config["calibration_images"]))
+        (out / CLASSES_FILE).write_text(classes_json(task))
+        export_saved_model(model, task, out / "saved_model")
+        export_tflite(model, task, out / "model_float32.tflite")
+        export_tflite(
+            model, task, out / "model_int8.tflite", first_images("train", config["calibration_images"])
+        )
 
-        probabilities = sigmoid(model.predict(images, batch_size=64, verbose=0).reshape(-1))
         report = {
             "keras": {
                 "size_bytes": file_size("models/model.keras"),
-                "accuracy": accuracy(probabilities, labels),
+                "accuracy": accuracy(task.probabilities(model.predict(images, batch_size=64, verbose=0))),
                 "latency_ms": mean_latency_ms(lambda image: model.predict_on_batch(image[np.newaxis]), timed),
             }
         }
@@ -69,19 +72,16 @@ def main():
         serve = load_serving(out / "saved_model")
         report["saved_model"] = {
             "size_bytes": file_size(out / "saved_model"),
-            "accuracy": accuracy(serving_probabilities(serve, encoded), labels),
+            "accuracy": accuracy(serving_probabilities(serve, encoded)),
             "latency_ms": mean_latency_ms(
                 lambda data: serve(image_bytes=tf.constant([data])), encoded[: len(timed)]
             ),
         }
         for name in ("float32", "int8"):
             tflite = TFLiteModel(out / f"model_{name}.tflite")
-            scores = np.concatenate(
-                [sigmoid(tflite.logits(images[start : start + 64])) for start in range(0, len(images), 64)]
-            )
             report[f"tflite_{name}"] = {
                 "size_bytes": file_size(out / f"model_{name}.tflite"),
-                "accuracy": accuracy(scores, labels),
+                "accuracy": accuracy(tflite_probabilities(tflite)),
                 "latency_ms": mean_latency_ms(
                     lambda image, tflite=tflite: tflite.logits(image[np.newaxis]), timed
                 ),

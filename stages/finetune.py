@@ -17,6 +17,7 @@ from transfer.model import (  # noqa: E402
     unfreeze_top,
 )
 from transfer.params import load_params  # noqa: E402
+from transfer.task import Task, class_weights  # noqa: E402
 from transfer.training import HISTORY_COLUMNS, fine_tune, phase_report, seed_everything  # noqa: E402
 
 
@@ -26,6 +27,8 @@ def main():
     seed_everything(seed)
     base = build_base(params["data"]["image_size"], params["model"]["weights"])
     unfreeze_top(base, config["fine_tune_at"])
+    meta = read_meta("data/prepared")
+    task = Task(meta["class_names"])
     head = load_model("models/head.keras")
     augmentation = None
     if config["augment"]:
@@ -43,6 +46,7 @@ def main():
     history = fine_tune(
         model,
         base,
+        task,
         "data/prepared",
         config,
         seed=seed,
@@ -51,6 +55,7 @@ def main():
         # The frozen layers see the same images every epoch unless augmented: run them once.
         cache_bottom=config["cache_bottom"] and augmentation is None,
         inference_batch_size=params["extract"]["batch_size"],
+        class_weight=class_weights(meta["splits"]["train"]["class_counts"], config["class_weight"]),
     )
 
     # Augmentation is for training only: the saved model is the same base and
@@ -59,7 +64,7 @@ def main():
     with atomic_path("models/model.keras") as path:
         build_classifier(base, head).save(path)
     # Beside the model, for `python -m transfer predict`.
-    write_json("models/classes.json", {"class_names": read_meta("data/prepared")["class_names"]})
+    write_json("models/classes.json", {"class_names": meta["class_names"]})
     write_csv("plots/finetune_history.csv", history, HISTORY_COLUMNS)
     write_json("metrics/finetune.json", phase_report(history, config["early_stopping"], facts))
 

@@ -7,9 +7,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 
 from transfer.data import SPLITS, prepare_folder, prepare_tfds, read_meta, read_shards  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
+from transfer.figures import plot_samples  # noqa: E402
 from transfer.io import atomic_path, write_json  # noqa: E402
 from transfer.params import load_params  # noqa: E402
-from transfer.reports import plot_samples  # noqa: E402
 
 
 def main():
@@ -20,7 +20,7 @@ def main():
                 data["path"], prepared, data["image_size"], data["split"], data["seed"]
             )
         else:
-            counts, skipped = prepare_tfds(prepared, data["image_size"], data["split"])
+            counts, skipped = prepare_tfds(prepared, data["image_size"], data["split"], data["tfds_name"])
         class_names = read_meta(prepared)["class_names"]
         images, labels, _ = next(read_shards(prepared, "train"))
         with atomic_path("plots/samples.png") as samples:

@@ -1,15 +1,18 @@
-"""Stage 3: train the Dense(1) head on cached features -> models/head.keras."""
+"""Stage 3: train the head (Dense(1), or Dense(K) for K classes) on cached features -> models/head.keras."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
 
+import numpy as np  # noqa: E402
+
 from transfer.errors import run_stage  # noqa: E402
-from transfer.features import load_features  # noqa: E402
+from transfer.features import feature_class_names, load_features  # noqa: E402
 from transfer.io import atomic_path, write_csv, write_json  # noqa: E402
 from transfer.model import build_head, model_facts  # noqa: E402
 from transfer.params import load_params  # noqa: E402
+from transfer.task import Task, class_weights  # noqa: E402
 from transfer.training import (  # noqa: E402
     HISTORY_COLUMNS,
     compile_for_phase,
@@ -26,17 +29,27 @@ def main():
     params = load_params()
     config, seed = params["train_head"], params["data"]["seed"]
     seed_everything(seed)
+    task = Task(feature_class_names("data/features"))
+    train_features, train_labels = load_features("data/features", "train")
     train = feature_dataset(
-        *load_features("data/features", "train"), config["batch_size"], config["shuffle_buffer"], seed
+        train_features, train_labels, config["batch_size"], config["shuffle_buffer"], seed
     )
     validation = feature_dataset(*load_features("data/features", "validation"), config["batch_size"])
+    class_counts = np.bincount(train_labels.astype(np.int64), minlength=task.num_classes).tolist()
 
-    head = build_head(config["dropout"])
-    compile_for_phase(head, config, steps_per_epoch(train))
+    head = build_head(task.logit_width, config["dropout"])
+    compile_for_phase(head, task, config, steps_per_epoch(train))
     initial = evaluate(head, validation)
     print(f"initial loss: {initial['loss']:.2f}, initial accuracy: {initial['accuracy']:.2f}")
     history = fit(
-        head, train, validation, 0, config["epochs"], phase="head", early_stopping=config["early_stopping"]
+        head,
+        train,
+        validation,
+        0,
+        config["epochs"],
+        phase="head",
+        early_stopping=config["early_stopping"],
+        class_weight=class_weights(class_counts, config["class_weight"]),
     )
 
     with atomic_path("models/head.keras") as path:

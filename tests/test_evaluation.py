@@ -11,14 +11,19 @@ from transfer.evaluation import (
     prediction_rows,
     with_mirror,
 )
+from transfer.metrics import classification_metrics
 from transfer.model import build_base, build_classifier, build_head
-from transfer.reports import binary_metrics, mean_probability_logit
+from transfer.task import Task, mean_probability_logit
 
-CLASSES = ["cat", "dog"]
+BINARY = Task(["cat", "dog"])
+
+
+def binary_metrics(labels, logits):
+    return classification_metrics(BINARY, labels, logits)
 
 
 def test_prediction_rows_score_is_the_predicted_class_probability():
-    rows = prediction_rows(np.array([2.0, -1.0, 0.0]), np.array([1, 1, 0]), ["a", "b", "c"], CLASSES)
+    rows = prediction_rows(BINARY, np.array([[2.0], [-1.0], [0.0]]), np.array([1, 1, 0]), ["a", "b", "c"])
     assert [(row["true_label"], row["predicted_label"]) for row in rows] == [
         ("dog", "dog"),
         ("dog", "cat"),
@@ -30,9 +35,9 @@ def test_prediction_rows_score_is_the_predicted_class_probability():
 
 
 def test_most_confidently_wrong_first():
-    logits = np.array([3.0, -4.0, 1.0, -0.5, 2.0])
+    logits = np.array([[3.0], [-4.0], [1.0], [-0.5], [2.0]])
     labels = np.array([0, 1, 0, 0, 1])  # wrong: 0 (dog 0.95), 1 (cat 0.98), 2 (dog 0.73)
-    rows = prediction_rows(logits, labels, ["a", "b", "c", "d", "e"], CLASSES)
+    rows = prediction_rows(BINARY, logits, labels, ["a", "b", "c", "d", "e"])
     assert [row["id"] for row in most_confidently_wrong(rows, 10)] == ["b", "a", "c"]
     assert [row["id"] for row in most_confidently_wrong(rows, 2)] == ["b", "a"]
 
@@ -40,25 +45,39 @@ def test_most_confidently_wrong_first():
 def test_report_agrees_with_the_predictions_table():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 50).astype(float)
-    logits = rng.normal(size=50) + (labels * 2 - 1)
-    report = evaluation_report(logits - 0.3, labels, logits, labels, CLASSES)
-    rows = prediction_rows(logits, labels, [str(i) for i in range(50)], CLASSES)
+    logits = (rng.normal(size=50) + (labels * 2 - 1))[:, None]
+    report = evaluation_report(BINARY, logits - 0.3, labels, logits, labels)
+    rows = prediction_rows(BINARY, logits, labels, [str(i) for i in range(50)])
     correct = sum(row["true_label"] == row["predicted_label"] for row in rows)
     assert report["finetuned"]["accuracy"] == pytest.approx(correct / 50)
     predicted_dogs = [row for row in rows if row["predicted_label"] == "dog"]
     dog_precision = sum(row["true_label"] == "dog" for row in predicted_dogs) / len(predicted_dogs)
     assert report["finetuned"]["per_class"]["dog"]["precision"] == pytest.approx(dog_precision)
-    assert report["head"] == binary_metrics(labels, logits - 0.3, CLASSES)
+    assert report["head"] == binary_metrics(labels, logits - 0.3)
     assert report["test_images"] == 50 and report["threshold"] == 0.5
     assert "validation" not in report
-    validation = evaluation_report(logits, labels, logits, labels, CLASSES, (logits[:20], labels[:20]))
+    validation = evaluation_report(BINARY, logits, labels, logits, labels, (logits[:20], labels[:20]))
+    expected = binary_metrics(labels[:20], logits[:20])
     assert validation["validation"] == {
-        "accuracy": binary_metrics(labels[:20], logits[:20], CLASSES)["accuracy"],
-        "loss": binary_metrics(labels[:20], logits[:20], CLASSES)["loss"],
+        "accuracy": expected["accuracy"],
+        "loss": expected["loss"],
         "images": 20,
+        "balanced_accuracy": expected["balanced_accuracy"],
     }
     with pytest.raises(ValueError, match="disagree"):
-        evaluation_report(logits, 1 - labels, logits, labels, CLASSES)
+        evaluation_report(BINARY, logits, 1 - labels, logits, labels)
+
+
+def test_k_class_report_and_rows_name_the_most_probable_class():
+    task = Task(["a", "b", "c"])
+    logits = np.array([[3.0, 0.0, 0.0], [0.0, 0.0, 2.0], [1.0, 1.5, 0.0]])
+    labels = np.array([0, 1, 1])
+    rows = prediction_rows(task, logits, labels, ["x", "y", "z"])
+    assert [row["predicted_label"] for row in rows] == ["a", "c", "b"]
+    assert rows[1]["score"] == pytest.approx(task.probabilities(logits)[1, 2], abs=1e-6)
+    report = evaluation_report(task, logits, labels, logits, labels)
+    assert report["finetuned"]["accuracy"] == pytest.approx(2 / 3)
+    assert report["classes"] == 3 and "threshold" not in report
 
 
 def test_predict_split_and_images_by_id(tmp_path, monkeypatch):
@@ -66,10 +85,10 @@ def test_predict_split_and_images_by_id(tmp_path, monkeypatch):
     root = make_image_folder(tmp_path / "images", per_class=10)
     prepare_folder(root, tmp_path / "prepared", 32, [0.5, 0.25, 0.25], seed=0)
     model = build_classifier(build_base(32, "none"), build_head())
-    logits, labels, ids = predict_split(model, tmp_path / "prepared", "train", batch_size=3)
+    logits, labels, ids = predict_split(model, BINARY, tmp_path / "prepared", "train", batch_size=3)
     shards = list(read_shards(tmp_path / "prepared", "train"))
     images = np.concatenate([shard[0] for shard in shards])
-    np.testing.assert_allclose(logits, model.predict(images, verbose=0).reshape(-1), atol=1e-5)
+    np.testing.assert_allclose(logits, model.predict(images, verbose=0), atol=1e-5)
     np.testing.assert_array_equal(labels, np.concatenate([shard[1] for shard in shards]))
     picked = images_by_id(tmp_path / "prepared", "train", [ids[-1], ids[0]])
     np.testing.assert_array_equal(picked[0], images[-1])
@@ -82,7 +101,7 @@ def test_tta_averages_each_image_with_its_left_right_mirror():
     images = np.zeros((2, 4, 4, 3), "float32")
     images[0, :, 0], images[1, :, 0] = 1.0, -3.0  # left-most columns
     images[0, :, -1], images[1, :, -1] = 3.0, 2.0  # right-most columns
-    averaged = with_mirror(lambda batch: batch[:, 0, 0, 0])(images)
+    averaged = with_mirror(lambda batch: batch[:, 0, 0, 0], BINARY)(images)
     expected = mean_probability_logit([1.0, -3.0], [3.0, 2.0])
     np.testing.assert_allclose(averaged, expected)
 
@@ -94,10 +113,10 @@ def test_predict_split_with_tta_uses_the_mirror(tmp_path, shared_weights):
     prepare_folder(root, tmp_path / "prepared", 32, [0.5, 0.25, 0.25], seed=0)
     keras.utils.set_random_seed(0)  # real base, random head: varied logits
     model = build_classifier(build_base(32, str(shared_weights)), build_head())
-    plain, _, _ = predict_split(model, tmp_path / "prepared", "train", batch_size=4)
-    tta, _, _ = predict_split(model, tmp_path / "prepared", "train", batch_size=4, tta=True)
+    plain, _, _ = predict_split(model, BINARY, tmp_path / "prepared", "train", batch_size=4)
+    tta, _, _ = predict_split(model, BINARY, tmp_path / "prepared", "train", batch_size=4, tta=True)
     images = np.concatenate([shard[0] for shard in read_shards(tmp_path / "prepared", "train")])
-    mirrored = model.predict(images[:, :, ::-1], verbose=0).reshape(-1)
+    mirrored = model.predict(images[:, :, ::-1], verbose=0)
     assert np.ptp(plain) > 0.1
     np.testing.assert_allclose(tta, mean_probability_logit(plain, mirrored), rtol=1e-4, atol=1e-5)
     assert not np.allclose(tta, plain, rtol=1e-3, atol=1e-3)

@@ -18,9 +18,11 @@ from transfer.model import (
     load_model,
     unfreeze_top,
 )
+from transfer.task import Task
 from transfer.training import compile_model, seed_everything
 
 SIZE = 32
+BINARY = Task(["cat", "dog"])
 
 
 def random_images(count, seed=0):
@@ -53,9 +55,11 @@ def test_classifier_is_base_plus_head_and_scales_inputs_itself():
 
 
 def test_head_dropout_is_optional():
-    assert not any(isinstance(layer, keras.layers.Dropout) for layer in build_head(0.0).layers)
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in build_head(dropout=0.0).layers)
     assert any(
-        layer.rate == 0.3 for layer in build_head(0.3).layers if isinstance(layer, keras.layers.Dropout)
+        layer.rate == 0.3
+        for layer in build_head(dropout=0.3).layers
+        if isinstance(layer, keras.layers.Dropout)
     )
 
 
@@ -89,7 +93,7 @@ def fine_tune_once(weights, freeze_batch_norm):
         for layer in base.layers[100:]:
             layer.trainable = True
     model = build_classifier(base, build_head())
-    compile_model(model, 1e-3)
+    compile_model(model, BINARY, 1e-3)
     before_statistics = batch_norm_statistics(base)
     before_kernel = base.get_layer("Conv_1").kernel.numpy().copy()
     model.fit(random_images(16), np.arange(16) % 2, batch_size=8, epochs=1, verbose=0)
@@ -108,8 +112,8 @@ def test_fine_tuning_is_deterministic_on_cpu(shared_weights):
         seed_everything(3)
         base = build_base(SIZE, str(shared_weights))
         unfreeze_top(base, 100)
-        model = build_classifier(base, build_head(0.2), build_augmentation(3))
-        compile_model(model, 1e-3)
+        model = build_classifier(base, build_head(dropout=0.2), build_augmentation(3))
+        compile_model(model, BINARY, 1e-3)
         model.fit(random_images(16), np.arange(16) % 2, batch_size=8, epochs=2, verbose=0)
         return model.get_weights()
 
@@ -154,7 +158,7 @@ def test_an_augmented_classifier_predicts_as_the_plain_one():
 
 
 def test_saved_model_loads_in_safe_mode_with_identical_predictions(tmp_path):
-    model = build_classifier(build_base(SIZE, "none"), build_head(0.2), build_augmentation(0))
+    model = build_classifier(build_base(SIZE, "none"), build_head(dropout=0.2), build_augmentation(0))
     model.save(tmp_path / "model.keras")
     loaded = load_model(tmp_path / "model.keras")
     images = random_images(3)

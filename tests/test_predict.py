@@ -123,3 +123,72 @@ def test_missing_model_or_path_is_one_line_and_exit_2(model_dir, arguments, mess
     assert result.returncode == 2 and lines == []
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [message]
+
+
+FLOWERS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+
+
+@pytest.fixture(scope="module")
+def k_class_model_dir(tmp_path_factory, shared_weights):
+    """A five-class classifier (K-wide head), saved as the pipeline saves it."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    folder = tmp_path_factory.mktemp("k_model")
+    model = build_classifier(build_base(SIZE, str(shared_weights)), build_head(len(FLOWERS)))
+    model.save(folder / "model.keras")
+    (folder / "classes.json").write_text(json.dumps({"class_names": FLOWERS}))
+    return folder
+
+
+def test_k_class_predict_names_the_most_probable_class_and_the_top_three(k_class_model_dir, mixed_folder):
+    import keras
+
+    files = [mixed_folder / "a_good.jpg", mixed_folder / "b_good.jpg", mixed_folder / "e_alpha.png"]
+    result, lines = predict(k_class_model_dir / "model.keras", *files)
+    assert result.returncode == 0
+    model = keras.models.load_model(k_class_model_dir / "model.keras")
+    logits = model.predict(np.stack([load_image(path, SIZE) for path in files]), verbose=0)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    for line, row in zip(lines, probabilities):
+        assert set(line) == {"path", "label", "score", "top"}
+        assert line["label"] == FLOWERS[int(np.argmax(row))]
+        assert line["score"] == pytest.approx(row.max(), abs=1e-5)
+        assert [name for name, _ in line["top"]] == [FLOWERS[i] for i in np.argsort(-row)[:3]]
+        assert [p for _, p in line["top"]] == pytest.approx(sorted(row, reverse=True)[:3], abs=1e-5)
+
+
+def test_top_k_and_tta_on_a_k_class_model(k_class_model_dir, mixed_folder):
+    image = mixed_folder / "a_good.jpg"
+    _, five = predict(k_class_model_dir / "model.keras", image, "--top", "9")  # capped at K
+    assert len(five[0]["top"]) == 5 and sum(p for _, p in five[0]["top"]) == pytest.approx(1, abs=1e-4)
+    _, none = predict(k_class_model_dir / "model.keras", image, "--top", "0")
+    assert "top" not in none[0]
+    _, tta = predict(k_class_model_dir / "model.keras", image, "--tta")
+    assert tta[0]["score"] != five[0]["score"]
+
+
+def test_threshold_on_a_k_class_model_is_one_line_and_exit_2(k_class_model_dir, mixed_folder):
+    result, lines = predict(k_class_model_dir / "model.keras", mixed_folder, "--threshold", "0.3")
+    assert result.returncode == 2 and lines == []
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--threshold is for two-class models; this one has 5 classes" in errors[0]
+
+
+def test_class_names_that_do_not_fit_the_model_are_an_error(k_class_model_dir, tmp_path, mixed_folder):
+    import shutil
+
+    shutil.copy(k_class_model_dir / "model.keras", tmp_path / "model.keras")
+    (tmp_path / "classes.json").write_text(json.dumps({"class_names": ["cat", "dog"]}))
+    result, lines = predict(tmp_path / "model.keras", mixed_folder / "a_good.jpg")
+    assert result.returncode == 2 and lines == []
+    assert "the model gives 5 logits but classes.json names 2 classes" in result.stderr
+
+
+def test_predict_never_imports_matplotlib_or_tensorflow_for_tflite():
+    code = (
+        "import sys, transfer.__main__, transfer.predict\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib'\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True, timeout=120)

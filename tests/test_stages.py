@@ -5,7 +5,21 @@ import sys
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, write_params
+from tests.conftest import PROJECT_ROOT, default_params, make_image, write_params
+from transfer.data import split_key, split_of
+
+
+def make_no_training_dogs(root):
+    """Ten cats and one dog whose file name falls outside the training split."""
+    params = default_params()["data"]
+    for index in range(10):
+        make_image(root / "cats" / f"{index}.jpg", (200, 60, 60), noise_seed=index)
+    name = next(
+        f"dog{index}.jpg"
+        for index in range(100)
+        if split_of(split_key(f"dogs/dog{index}.jpg", params["seed"]), params["split"]) != "train"
+    )
+    make_image(root / "dogs" / name, (60, 60, 200))
 
 
 def run_stage(stage, cwd):
@@ -33,6 +47,16 @@ def error_lines(result):
         ),
         ("prepare", {"data__source": "folder", "data__path": "nowhere"}, "data.path does not exist"),
         ("prepare", {"data__source": "folder", "data__path": "one_class"}, "at least two class folders"),
+        (
+            "prepare",
+            {"data__source": "folder", "data__path": "no_training_dogs"},
+            "class 'dogs' has no training images: its 1 images are too few for data.split",
+        ),
+        (
+            "prepare",
+            {"data__source": "tfds", "data__tfds_name": "iris"},
+            "tfds dataset 'iris' is not image classification",
+        ),
         ("extract", {"model__weights": "missing.h5"}, "model.weights: no such weights file: missing.h5"),
         (
             "finetune",
@@ -43,6 +67,7 @@ def error_lines(result):
 )
 def test_bad_input_is_one_line_exit_1_and_no_output(tmp_path, stage, changes, message):
     (tmp_path / "one_class" / "cats").mkdir(parents=True)
+    make_no_training_dogs(tmp_path / "no_training_dogs")
     write_params(tmp_path / "params.yaml", **changes)
     before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
     result = run_stage(stage, tmp_path)

@@ -1,5 +1,5 @@
 """The tfds source, offline: tfds.testing.mock_data stands in for the download
-and generates random examples from cats_vs_dogs' real feature spec."""
+and generates random examples from each dataset's real feature spec."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,14 @@ from transfer.data import SPLITS, prepare_tfds, read_meta, read_shards
 from transfer.errors import PipelineError
 
 
-def test_tfds_source_splits_resizes_and_names_classes(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "name, class_names",
+    [
+        ("cats_vs_dogs", ["cat", "dog"]),
+        ("tf_flowers", ["dandelion", "daisy", "tulips", "sunflowers", "roses"]),
+    ],
+)
+def test_tfds_source_splits_resizes_and_names_classes(tmp_path, monkeypatch, name, class_names):
     calls = []
     with tfds.testing.mock_data(num_examples=50):
         mocked_load = tfds.load
@@ -19,20 +26,11 @@ def test_tfds_source_splits_resizes_and_names_classes(tmp_path, monkeypatch):
             return mocked_load(*args, **kwargs)
 
         monkeypatch.setattr(tfds, "load", recording_load)
-        counts, skipped = prepare_tfds(tmp_path / "prepared", 48, [0.7, 0.2, 0.1])
-    assert calls == [
-        (
-            ("cats_vs_dogs",),
-            {
-                "split": ["train[:70%]", "train[70%:90%]", "train[90%:]"],
-                "as_supervised": True,
-                "with_info": True,
-            },
-        )
-    ]
+        counts, skipped = prepare_tfds(tmp_path / "prepared", 48, [0.7, 0.2, 0.1], name=name)
+    assert calls == [((name,), {"split": ["train[:70%]", "train[70%:90%]", "train[90%:]"]})]
     meta = read_meta(tmp_path / "prepared")
-    assert meta["class_names"] == ["cat", "dog"]
-    assert meta["source"] == "tfds:cats_vs_dogs"
+    assert meta["class_names"] == class_names  # the dataset's own label order
+    assert meta["source"] == f"tfds:{name}"
     assert skipped == []
     totals = {split: sum(counts[split].values()) for split in SPLITS}
     # The mock ignores slicing and gives num_examples for each split.
@@ -40,8 +38,27 @@ def test_tfds_source_splits_resizes_and_names_classes(tmp_path, monkeypatch):
     for split in SPLITS:
         images, labels, ids = next(read_shards(tmp_path / "prepared", split))
         assert images.shape == (totals[split], 48, 48, 3) and images.dtype == np.uint8
-        assert set(labels) <= {0, 1}
+        assert set(labels) <= set(range(len(class_names)))
     assert str(ids[0]) == "train[90%:]#0"
+
+
+def test_grayscale_tfds_images_become_rgb(tmp_path):
+    with tfds.testing.mock_data(num_examples=100):  # enough for every digit in every split
+        prepare_tfds(tmp_path / "prepared", 32, [0.8, 0.1, 0.1], name="mnist")
+    images, _, _ = next(read_shards(tmp_path / "prepared", "train"))
+    assert images.shape[1:] == (32, 32, 3)
+    assert read_meta(tmp_path / "prepared")["class_names"] == [str(digit) for digit in range(10)]
+
+
+@pytest.mark.parametrize("name", ["iris", "imdb_reviews"])
+def test_a_dataset_that_is_not_image_classification_is_one_clear_line(tmp_path, name):
+    with tfds.testing.mock_data(num_examples=5):
+        with pytest.raises(
+            PipelineError, match=f"tfds dataset '{name}' is not image classification"
+        ) as error:
+            prepare_tfds(tmp_path / "prepared", 48, [0.8, 0.1, 0.1], name=name)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "prepared").exists()
 
 
 def test_tfds_load_failure_is_one_clear_line(tmp_path):

@@ -4,6 +4,7 @@ import pytest
 
 from transfer import params, training
 from transfer.model import FEATURE_SIZE, build_head
+from transfer.task import Task
 from transfer.training import (
     compile_model,
     evaluate,
@@ -14,6 +15,8 @@ from transfer.training import (
     phase_report,
     seed_everything,
 )
+
+BINARY = Task(["cat", "dog"])
 
 
 def separable_features(count, seed=0):
@@ -27,8 +30,8 @@ def separable_features(count, seed=0):
 def train_head(seed, epochs=3):
     seed_everything(seed)
     features, labels = separable_features(200)
-    head = build_head(0.2)
-    compile_model(head, 1e-2)
+    head = build_head(dropout=0.2)
+    compile_model(head, BINARY, 1e-2)
     train = feature_dataset(features, labels, 32, shuffle_buffer=100, seed=seed)
     validation = feature_dataset(*separable_features(100, seed=1), 32)
     initial = evaluate(head, validation)
@@ -38,7 +41,7 @@ def train_head(seed, epochs=3):
 
 def test_accuracy_thresholds_logits_at_zero():
     model = keras.Sequential([keras.Input((1,)), keras.layers.Identity()])
-    compile_model(model, 1e-3)
+    compile_model(model, BINARY, 1e-3)
     logits = np.array([[0.2], [-0.2], [0.3], [-0.4]], "float32")  # all on the correct side of 0
     result = model.evaluate(logits, np.array([1, 0, 1, 0], "float32"), verbose=0, return_dict=True)
     assert result["accuracy"] == 1.0
@@ -55,7 +58,7 @@ def test_head_learns_and_history_rows_are_numbered_per_epoch():
 def test_epochs_continue_after_the_first_phase():
     seed_everything(0)
     head = build_head()
-    compile_model(head, 1e-3)
+    compile_model(head, BINARY, 1e-3)
     data = feature_dataset(*separable_features(64), 32)
     rows = fit(head, data, data, first_epoch=10, epochs=2, phase="finetune")
     assert [(row["epoch"], row["phase"]) for row in rows] == [(11, "finetune"), (12, "finetune")]
@@ -75,7 +78,7 @@ def test_optimizer_names_in_params_are_the_optimizers_training_builds():
     assert tuple(training.OPTIMIZERS) == params.OPTIMIZERS
     for name, optimizer_class in training.OPTIMIZERS.items():
         model = build_head()
-        compile_model(model, 1e-3, optimizer=name)
+        compile_model(model, BINARY, 1e-3, optimizer=name)
         assert type(model.optimizer) is optimizer_class
 
 
@@ -104,7 +107,7 @@ def test_training_steps_the_schedule_it_was_given():
     head = build_head()
     train = feature_dataset(features, labels, 16)
     rate = learning_rate_schedule(1e-2, "cosine", 1, epochs=3, steps_per_epoch=4)
-    compile_model(head, rate)
+    compile_model(head, BINARY, rate)
     fit(head, train, train, 0, 3, phase="head")
     assert int(head.optimizer.iterations) == 12
     assert float(head.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed to 0
@@ -117,7 +120,7 @@ def test_label_smoothing_bounds_the_logits():
         seed_everything(0)
         features, labels = separable_features(200)
         head = build_head()
-        compile_model(head, 1e-2, optimizer="adam", label_smoothing=label_smoothing)
+        compile_model(head, BINARY, 1e-2, optimizer="adam", label_smoothing=label_smoothing)
         head.fit(features, labels, batch_size=32, epochs=60, verbose=0)
         return float(np.median(np.abs(head.predict(features, verbose=0))))
 
@@ -131,7 +134,7 @@ def test_early_stopping_stops_and_restores_the_epoch_of_lowest_validation_loss()
     seed_everything(0)
     features, labels = separable_features(200)
     head = build_head()
-    compile_model(head, 1e-3)
+    compile_model(head, BINARY, 1e-3)
     train = feature_dataset(features, labels, 32)
     validation = feature_dataset(features[:100], 1 - labels[:100], 32)
     rows = fit(head, train, validation, 0, 20, phase="head", early_stopping=2)
@@ -153,7 +156,7 @@ def test_without_early_stopping_the_last_epoch_is_kept():
 def test_a_swallowed_interrupt_still_stops_training(monkeypatch):
     monkeypatch.setattr(training, "interrupted", lambda: True)
     head = build_head()
-    compile_model(head, 1e-3)
+    compile_model(head, BINARY, 1e-3)
     data = feature_dataset(*separable_features(64), 32)
     with pytest.raises(KeyboardInterrupt):
         fit(head, data, data, 0, 2, phase="head")
@@ -173,13 +176,14 @@ def test_training_on_the_cached_bottom_gives_the_same_model(tmp_path, shared_wei
         seed_everything(1)
         base = build_base(48, str(shared_weights))
         unfreeze_top(base, fine_tune_at)
-        model = build_classifier(base, build_head(0.2))
+        model = build_classifier(base, build_head(dropout=0.2))
         phase_params = dict(
             default_params()["finetune"], fine_tune_at=fine_tune_at, batch_size=8, shuffle_buffer=100
         )
         history = fine_tune(
             model,
             base,
+            BINARY,
             tmp_path / "prepared",
             phase_params,
             seed=1,
@@ -204,4 +208,66 @@ def weights_before_training(shared_weights):
     from transfer.model import build_base, build_classifier
 
     seed_everything(1)
-    return build_classifier(build_base(48, str(shared_weights)), build_head(0.2)).get_weights()
+    return build_classifier(build_base(48, str(shared_weights)), build_head(dropout=0.2)).get_weights()
+
+
+THREE = Task(["a", "b", "c"])
+
+
+def three_class_features(counts, seed=0):
+    """Features where class c shifts ten features of its own; counts images per class."""
+    rng = np.random.default_rng(seed)
+    labels = np.concatenate([np.full(count, index) for index, count in enumerate(counts)]).astype("float32")
+    features = rng.normal(size=(len(labels), FEATURE_SIZE)).astype("float32")
+    for index in range(len(counts)):
+        features[labels == index, 10 * index : 10 * index + 10] += 1.5
+    return features, labels
+
+
+def test_a_k_class_head_learns_with_k_logits():
+    seed_everything(0)
+    features, labels = three_class_features([60, 60, 60])
+    head = build_head(THREE.logit_width)
+    compile_model(head, THREE, 1e-2, optimizer="adam")
+    data = feature_dataset(features, labels, 32, shuffle_buffer=200, seed=0)
+    rows = fit(head, data, data, 0, 5, phase="head")
+    assert head.output_shape == (None, 3)
+    assert rows[-1]["accuracy"] > 0.9 and rows[-1]["loss"] < rows[0]["loss"]
+    predicted = THREE.predicted(THREE.probabilities(head.predict(features, verbose=0)))
+    assert np.mean(predicted == labels) == pytest.approx(evaluate(head, data)["accuracy"], abs=1e-6)
+
+
+def test_balanced_class_weight_raises_the_rare_class_recall():
+    from transfer.task import class_weights
+
+    def rare_class_recall(mode):
+        seed_everything(0)
+        features, labels = three_class_features([300, 300, 12], seed=1)
+        features[labels == 2, 20:30] -= 1.2  # a rare class that is hard to tell apart
+        head = build_head(3)
+        compile_model(head, THREE, 1e-3, optimizer="adam")
+        data = feature_dataset(features, labels, 32, shuffle_buffer=700, seed=0)
+        counts = np.bincount(labels.astype(int)).tolist()
+        fit(head, data, data, 0, 3, phase="head", class_weight=class_weights(counts, mode))
+        predicted = THREE.predicted(THREE.probabilities(head.predict(features, verbose=0)))
+        return np.mean(predicted[labels == 2] == 2)
+
+    assert rare_class_recall("balanced") > rare_class_recall("none") + 0.2
+
+
+def test_k_class_label_smoothing_bounds_the_true_class_probability():
+    # Smoothed targets are 1 - s + s/K for the true class and s/K for the
+    # others: the loss is lowest when the model predicts exactly that, so the
+    # true class's probability settles there; unsmoothed, it goes to 1.
+    def typical_true_probability(label_smoothing):
+        seed_everything(0)
+        features, labels = three_class_features([100, 100, 100])
+        features[:, :30] *= 2
+        head = build_head(3)
+        compile_model(head, THREE, 1e-2, optimizer="adam", label_smoothing=label_smoothing)
+        head.fit(features, labels, batch_size=32, epochs=60, verbose=0)
+        probabilities = THREE.probabilities(head.predict(features, verbose=0))
+        return float(np.median(probabilities[np.arange(len(labels)), labels.astype(int)]))
+
+    assert typical_true_probability(0.3) == pytest.approx(1 - 0.3 + 0.3 / 3, abs=0.07)
+    assert typical_true_probability(0.0) > 0.99

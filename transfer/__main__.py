@@ -3,9 +3,13 @@
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from transfer.errors import PipelineError
-from transfer.reports import THRESHOLD
+from transfer.task import THRESHOLD, Task
+
+# --top when not given: the three best classes for K > 2; none for two classes.
+DEFAULT_TOP = 3
 
 
 def predict_command(args):
@@ -13,15 +17,26 @@ def predict_command(args):
 
     if args.batch_size < 1:
         raise PipelineError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    if not 0 < args.threshold < 1:
+    if args.threshold is not None and not 0 < args.threshold < 1:
         raise PipelineError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    if args.top is not None and args.top < 0:
+        raise PipelineError(f"--top must be an integer >= 0, got {args.top}")
+    if not Path(args.model).is_file():
+        raise PipelineError(f"model not found: {args.model}")
+    task = Task(read_class_names(args.model))
+    if not task.binary and args.threshold is not None:
+        raise PipelineError(
+            f"--threshold is for two-class models; this one has {task.num_classes} classes "
+            "and predicts the most probable"
+        )
     files = find_images(args.paths)
     model = open_model(args.model)
-    class_names = read_class_names(args.model)
+    top = args.top if args.top is not None else (0 if task.binary else DEFAULT_TOP)
+    threshold = THRESHOLD if args.threshold is None else args.threshold
     progress = Progress() if sys.stderr.isatty() and len(files) > args.batch_size else None
     failed = 0
     for result in predict_files(
-        model, class_names, files, args.batch_size, args.threshold, progress, tta=args.tta
+        model, task, files, args.batch_size, threshold, progress, tta=args.tta, top=min(top, task.num_classes)
     ):
         failed += "error" in result
         print(json.dumps(result), flush=False)
@@ -36,7 +51,7 @@ def main(argv=None):
         "predict",
         help="label image files with a trained model; one JSON object per image on stdout",
         description="Label images with a trained model. Prints one JSON object per image, in input "
-        'order: {"path", "label", "score"} or {"path", "error"}. Exit status: 0 all labelled, '
+        'order: {"path", "label", "score"[, "top"]} or {"path", "error"}. Exit status: 0 all labelled, '
         "1 some images unreadable, 2 bad arguments or missing model/path.",
     )
     predict.add_argument("model", help="models/model.keras, or an exported .tflite file")
@@ -47,8 +62,17 @@ def main(argv=None):
     predict.add_argument(
         "--threshold",
         type=float,
-        default=THRESHOLD,
-        help=f"probability of the second class above which it is predicted (default {THRESHOLD})",
+        default=None,
+        help=f"two-class models only: probability of the second class above which it is predicted "
+        f"(default {THRESHOLD})",
+    )
+    predict.add_argument(
+        "--top",
+        type=int,
+        default=None,
+        metavar="K",
+        help=f'add "top": the K most probable classes with their probabilities '
+        f"(default {DEFAULT_TOP} for more than two classes, 0 for two)",
     )
     predict.add_argument(
         "--tta",

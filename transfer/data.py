@@ -167,7 +167,11 @@ class PreparedWriter:
             "image_size": self.image_size,
             "class_names": self.class_names,
             "splits": {
-                split: {"count": sum(self.counts[split].values()), "shards": self.shards[split]}
+                split: {
+                    "count": sum(self.counts[split].values()),
+                    "class_counts": [self.counts[split][name] for name in self.class_names],
+                    "shards": self.shards[split],
+                }
                 for split in SPLITS
             },
         }
@@ -191,11 +195,6 @@ def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None):
             raise PipelineError(
                 f"class folders {' and '.join(twins)} differ only in case: merge or rename them"
             )
-    if len(class_names) > 2:
-        raise PipelineError(
-            f"the classifier is binary: data.path must hold exactly two class folders, "
-            f"found {len(class_names)} ({', '.join(class_names)})"
-        )
     # Within each split, order by the hash: classes end up interleaved, so a
     # shuffle buffer smaller than the split still mixes them.
     keyed = sorted((split_key(path, seed), path, class_name) for path, class_name in candidates)
@@ -216,7 +215,7 @@ def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None):
 
 
 def tfds_split_names(fractions):
-    """tfds slicing of cats_vs_dogs' single 'train' split into train/validation/test."""
+    """tfds slicing of a dataset's 'train' split into train/validation/test."""
     train_end = round(fractions[0] * 100)
     validation_end = round((fractions[0] + fractions[1]) * 100)
     if (
@@ -229,21 +228,67 @@ def tfds_split_names(fractions):
     return [f"train[:{train_end}%]", f"train[{train_end}%:{validation_end}%]", f"train[{validation_end}%:]"]
 
 
+def _one_line(error):
+    return " ".join(str(error).split())
+
+
+def tfds_image_and_label(name, info):
+    """The (image, label) feature keys of an image-classification dataset, from its info.
+
+    The dataset's supervised keys when they are an image and a class label,
+    else its only image feature and only class-label feature.
+    """
+    import tensorflow_datasets as tfds
+
+    features = info.features
+    images = [key for key, feature in features.items() if isinstance(feature, tfds.features.Image)]
+    labels = [key for key, feature in features.items() if isinstance(feature, tfds.features.ClassLabel)]
+    supervised = info.supervised_keys
+    if (
+        isinstance(supervised, tuple)
+        and len(supervised) == 2
+        and supervised[0] in images
+        and supervised[1] in labels
+    ):
+        return supervised
+    if len(images) == 1 and len(labels) == 1:
+        return images[0], labels[0]
+    kinds = ", ".join(f"{key}: {type(feature).__name__}" for key, feature in features.items())
+    raise PipelineError(
+        f"tfds dataset '{name}' is not image classification: it needs one Image and one ClassLabel "
+        f"feature, it has {kinds}"
+    )
+
+
 def prepare_tfds(out_dir, image_size, fractions, name="cats_vs_dogs"):
-    """Download (or reuse) a TensorFlow Datasets image set and write it as shards."""
+    """Download (or reuse) a TensorFlow Datasets image-classification set and write it as shards.
+
+    The image and label features are found from the dataset's info before
+    anything is downloaded; `data.split` slices the dataset's 'train' split.
+    """
     import tensorflow_datasets as tfds
 
     split_names = tfds_split_names(fractions)
     try:
-        datasets, info = tfds.load(name, split=split_names, as_supervised=True, with_info=True)
-    except Exception as error:  # tfds raises many types; all mean "no dataset"
-        raise PipelineError(f"could not load tfds dataset '{name}': {' '.join(str(error).split())}") from None
-    writer = PreparedWriter(out_dir, image_size, info.features["label"].names, source=f"tfds:{name}")
+        info = tfds.builder(name).info
+    except Exception as error:  # tfds raises many types; all mean "no such dataset"
+        raise PipelineError(f"could not load tfds dataset '{name}': {_one_line(error)}") from None
+    image_key, label_key = tfds_image_and_label(name, info)
+    try:
+        datasets = tfds.load(name, split=split_names)
+    except Exception as error:  # download and preparation failures come as many types
+        raise PipelineError(f"could not load tfds dataset '{name}': {_one_line(error)}") from None
+    class_names = info.features[label_key].names
+    writer = PreparedWriter(out_dir, image_size, class_names, source=f"tfds:{name}")
     for split, split_name, dataset in zip(SPLITS, split_names, datasets):
-        for index, (image, label) in enumerate(tfds.as_numpy(dataset)):
+        for index, example in enumerate(tfds.as_numpy(dataset)):
+            image = example[image_key]
             if image.shape[-1] == 1:
                 image = np.repeat(image, 3, axis=-1)
-            writer.add(split, resize_image(image, image_size), int(label), f"{split_name}#{index}")
+            image = np.ascontiguousarray(image[..., :3])  # RGBA: alpha dropped, as for files
+            writer.add(
+                split, resize_image(image, image_size), int(example[label_key]), f"{split_name}#{index}"
+            )
     # tfds itself drops the 1,738 corrupt cats_vs_dogs images while building.
     return writer.close(), []
 

@@ -3,30 +3,38 @@
 import numpy as np
 
 from transfer.data import fixed_batches, read_shards
-from transfer.reports import THRESHOLD, binary_metrics, mean_probability_logit, sigmoid
+from transfer.metrics import classification_metrics
+from transfer.task import THRESHOLD
 
 PREDICTION_COLUMNS = ("id", "true_label", "predicted_label", "score")
 
 
-def with_mirror(logits_of):
-    """Test-time augmentation: logits_of(images) -> logits that average, in
-    probability, each image's prediction with its left-right mirror's."""
+def with_mirror(logits_of, task):
+    """Test-time augmentation: logits_of(images) -> logits whose probabilities
+    are the mean of each image's prediction and its left-right mirror's."""
 
     def averaged(images):
         mirrored = np.ascontiguousarray(images[:, :, ::-1])
-        return mean_probability_logit(logits_of(images), logits_of(mirrored))
+        return task.mean_logits(logits_of(images), logits_of(mirrored))
 
     return averaged
 
 
-def predict_split(model, prepared_dir, split, batch_size, tta=False):
-    """(logits, labels, ids) of a model over one prepared split, streamed in fixed batches."""
+def keras_logits(model):
+    """images -> (N, logit_width) logits of a Keras model."""
 
     def logits_of(images):
-        return np.asarray(model.predict_on_batch(images)).reshape(-1)
+        outputs = np.asarray(model.predict_on_batch(images))
+        return outputs.reshape(len(outputs), -1)
 
+    return logits_of
+
+
+def predict_split(model, task, prepared_dir, split, batch_size, tta=False):
+    """(logits, labels, ids) of a model over one prepared split, streamed in fixed batches."""
+    logits_of = keras_logits(model)
     if tta:
-        logits_of = with_mirror(logits_of)
+        logits_of = with_mirror(logits_of, task)
     logits, labels, ids = [], [], []
     for images, batch_labels, batch_ids, count in fixed_batches(prepared_dir, split, batch_size):
         logits.append(logits_of(images)[:count])
@@ -35,8 +43,9 @@ def predict_split(model, prepared_dir, split, batch_size, tta=False):
     return np.concatenate(logits), np.concatenate(labels), ids
 
 
-def evaluation_report(head_logits, head_labels, logits, labels, class_names, validation=None):
-    """metrics/eval.json: both models' metrics, per class, with count and threshold.
+def evaluation_report(task, head_logits, head_labels, logits, labels, validation=None):
+    """metrics/eval.json: both models' metrics (see metrics.classification_metrics),
+    the test image count and, for two classes, the decision threshold.
 
     validation: (logits, labels) of the fine-tuned model on the validation
     split, predicted the way the test split is (with TTA if on): the figure to
@@ -45,37 +54,38 @@ def evaluation_report(head_logits, head_labels, logits, labels, class_names, val
     if not np.array_equal(head_labels, labels):
         raise ValueError("test features and test images disagree on labels")
     report = {
-        "head": binary_metrics(head_labels, head_logits, class_names),
-        "finetuned": binary_metrics(labels, logits, class_names),
+        "head": classification_metrics(task, head_labels, head_logits),
+        "finetuned": classification_metrics(task, labels, logits),
         "test_images": len(labels),
-        "threshold": THRESHOLD,
     }
+    if task.binary:
+        report["threshold"] = THRESHOLD
+    report["classes"] = task.num_classes
     if validation is not None:
         validation_logits, validation_labels = validation
-        metrics = binary_metrics(validation_labels, validation_logits, class_names)
+        metrics = classification_metrics(task, validation_labels, validation_logits)
         report["validation"] = {
             "accuracy": metrics["accuracy"],
             "loss": metrics["loss"],
             "images": len(validation_labels),
+            "balanced_accuracy": metrics["balanced_accuracy"],
         }
     return report
 
 
-def prediction_rows(logits, labels, ids, class_names):
+def prediction_rows(task, logits, labels, ids):
     """One row per image: id, true and predicted class, and the predicted class's probability."""
-    probabilities = sigmoid(logits)
-    rows = []
-    for example_id, label, probability in zip(ids, labels, probabilities):
-        predicted = int(probability > THRESHOLD)
-        rows.append(
-            {
-                "id": example_id,
-                "true_label": class_names[int(label)],
-                "predicted_label": class_names[predicted],
-                "score": round(float(probability if predicted else 1 - probability), 6),
-            }
-        )
-    return rows
+    probabilities = task.probabilities(logits)
+    predicted = task.predicted(probabilities)
+    return [
+        {
+            "id": example_id,
+            "true_label": task.class_names[int(label)],
+            "predicted_label": task.class_names[index],
+            "score": round(float(row[index]), 6),
+        }
+        for example_id, label, index, row in zip(ids, labels, predicted, probabilities)
+    ]
 
 
 def most_confidently_wrong(rows, count):

@@ -2,13 +2,18 @@
 
 - SavedModel: a `serve` signature (also `serving_default`) that takes encoded
   image bytes (JPEG, PNG, GIF, BMP) and returns `label` (class name),
-  `score` (its probability) and `probability` (of the second class). Decoding
-  and resizing run inside the graph, as TF Serving needs.
+  `score` (its probability), `probabilities` (of every class, K wide) and,
+  for two classes, `probability` (of the second class). Decoding and resizing
+  run inside the graph, as TF Serving needs; the decision is the Task's. The
+  class names are also in `assets.extra/classes.json`.
 - TFLite float32 and int8: RGB images at the model's size, values 0-255, in;
-  the logit out. The [-1, 1] scaling is inside; int8 quantizes weights and
-  activations (calibrated on training images) and keeps a float interface.
+  the logits out (one for two classes, K for K; probabilities are their
+  sigmoid/softmax, see transfer.task). The [-1, 1] scaling is inside; int8
+  quantizes weights and activations (calibrated on training images) and keeps
+  a float interface. The class names are in the file's metadata.
 """
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -17,13 +22,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from transfer.reports import THRESHOLD
+from transfer.predict import CLASSES_FILE, TFLITE_CLASSES_METADATA
 
 
-def export_saved_model(model, class_names, path):
+def classes_json(task):
+    return json.dumps({"class_names": list(task.class_names)}) + "\n"
+
+
+def export_saved_model(model, task, path):
     """Write a SavedModel whose signature maps encoded image bytes to label and score."""
     size = model.input_shape[1]
-    names = tf.constant(class_names)
+    names = tf.constant(list(task.class_names))
 
     def decode(image_bytes):
         image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
@@ -34,13 +43,11 @@ def export_saved_model(model, class_names, path):
         images = tf.map_fn(
             decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)
         )
-        probability = tf.sigmoid(model(images, training=False))[:, 0]
-        predicted = tf.cast(probability > THRESHOLD, tf.int32)
-        return {
-            "label": tf.gather(names, predicted),
-            "score": tf.where(predicted == 1, probability, 1 - probability),
-            "probability": probability,
-        }
+        predicted, score, probabilities = task.serving_outputs(model(images, training=False))
+        outputs = {"label": tf.gather(names, predicted), "score": score, "probabilities": probabilities}
+        if task.binary:
+            outputs["probability"] = probabilities[:, 1]  # as before K classes existed
+        return outputs
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -48,9 +55,12 @@ def export_saved_model(model, class_names, path):
         name="serve", fn=serve, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
     )
     archive.write_out(str(path), verbose=False)
+    extra = Path(path) / "assets.extra"  # TF Serving's place for files that travel with a model
+    extra.mkdir(exist_ok=True)
+    (extra / CLASSES_FILE).write_text(classes_json(task))
 
 
-def export_tflite(model, path, representative_images=None):
+def export_tflite(model, task, path, representative_images=None):
     """Write a .tflite file: float32, or int8 when representative images are given."""
     with tempfile.TemporaryDirectory() as saved_model:
         model.export(saved_model, format="tf_saved_model", verbose=False)
@@ -61,7 +71,23 @@ def export_tflite(model, path, representative_images=None):
                 [image[np.newaxis].astype(np.float32)] for image in representative_images
             )
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        Path(path).write_bytes(converter.convert())
+        Path(path).write_bytes(with_class_names(converter.convert(), task))
+
+
+def with_class_names(tflite_bytes, task):
+    """The .tflite file with the class names added to its metadata, so they travel with it."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(tflite_bytes)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(classes_json(task).encode(), dtype=np.uint8)
+    model.buffers.append(buffer)
+    metadata = schema.MetadataT()
+    metadata.name = TFLITE_CLASSES_METADATA
+    metadata.buffer = len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), metadata]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def encode_png(images):
@@ -70,14 +96,14 @@ def encode_png(images):
 
 
 def load_serving(path):
-    """The serving signature of a SavedModel on disk: image_bytes -> label, score, probability."""
+    """The serving signature of a SavedModel on disk: image_bytes -> label, score, probabilities."""
     return tf.saved_model.load(str(path)).signatures["serving_default"]
 
 
 def serving_probabilities(serve, encoded_images, batch_size=32):
-    """Probability of the second class for each encoded image."""
+    """(N, num_classes) probabilities of every class for each encoded image."""
     outputs = [
-        serve(image_bytes=tf.constant(encoded_images[start : start + batch_size]))["probability"].numpy()
+        serve(image_bytes=tf.constant(encoded_images[start : start + batch_size]))["probabilities"].numpy()
         for start in range(0, len(encoded_images), batch_size)
     ]
     return np.concatenate(outputs)

@@ -1,8 +1,9 @@
 """Bottleneck features: run the frozen base once per image, cache the result.
 
 Per split, `<split>_features.npy` (float32, N x 1280) and `<split>_labels.npy`
-(float32, N), and `checksums.json`. Features are written into a memory-mapped file shard by shard,
-so memory does not grow with the number of images.
+(float32, N), `classes.json` (the class names, index order) and
+`checksums.json`. Features are written into a memory-mapped file shard by
+shard, so memory does not grow with the number of images.
 """
 
 import hashlib
@@ -16,6 +17,7 @@ from transfer.errors import PipelineError
 
 # sha256 of every .npy file: silent bit flips in features would train a wrong head.
 CHECKSUMS_FILE = "checksums.json"
+CLASSES_FILE = "classes.json"
 
 
 def extract_split(extractor, prepared_dir, split, out_dir, batch_size):
@@ -41,6 +43,8 @@ def extract_split(extractor, prepared_dir, split, out_dir, batch_size):
 def extract_all(extractor, prepared_dir, out_dir, batch_size):
     """Features of every split, and their checksums; returns the image count per split."""
     counts = {split: extract_split(extractor, prepared_dir, split, out_dir, batch_size) for split in SPLITS}
+    class_names = read_meta(prepared_dir)["class_names"]
+    (Path(out_dir) / CLASSES_FILE).write_text(json.dumps({"class_names": class_names}) + "\n")
     checksums = {path.name: sha256(path) for path in sorted(Path(out_dir).glob("*.npy"))}
     (Path(out_dir) / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=2) + "\n")
     return counts
@@ -52,6 +56,13 @@ def sha256(path):
         for block in iter(lambda: file.read(2**20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def feature_class_names(features_dir):
+    path = Path(features_dir) / CLASSES_FILE
+    if not path.is_file():
+        raise PipelineError(f"features not found: {path} (run the extract stage)")
+    return json.loads(path.read_text())["class_names"]
 
 
 def load_features(features_dir, split):

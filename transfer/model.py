@@ -52,11 +52,12 @@ def build_feature_extractor(base):
     return keras.Model(inputs, outputs, name="feature_extractor")
 
 
-def build_head(dropout=0.0):
-    """Pooled features -> one logit (the tutorial's Dense(1) prediction layer)."""
+def build_head(logit_width=1, dropout=0.0):
+    """Pooled features -> logits: the tutorial's Dense(1) prediction layer for two
+    classes, Dense(K) for K (Task.logit_width decides)."""
     inputs = keras.Input((FEATURE_SIZE,), name="features")
     x = layers.Dropout(dropout, name="dropout")(inputs) if dropout > 0 else inputs
-    outputs = layers.Dense(1, name="logit")(x)
+    outputs = layers.Dense(logit_width, name="logit")(x)
     return keras.Model(inputs, outputs, name="head")
 
 
@@ -81,7 +82,7 @@ def build_augmentation(seed, flip=True, rotation=0.2, zoom=0.0, contrast=0.0):
 
 
 def build_classifier(base, head, augmentation=None):
-    """Images (0-255) -> logit: [augmentation] -> scaling -> base -> pooling -> head."""
+    """Images (0-255) -> logits: [augmentation] -> scaling -> base -> pooling -> head."""
     size = base.input_shape[1]
     inputs = keras.Input((size, size, 3), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
@@ -117,7 +118,7 @@ def split_frozen_bottom(classifier, base, fine_tune_at):
     bottom: images -> every tensor that layers from fine_tune_at up read from
     below (with residual connections, more than one). Frozen and in inference
     mode, so its output for an image never changes: it can be computed once.
-    top: those tensors -> logit, sharing the classifier's layers and weights,
+    top: those tensors -> logits, sharing the classifier's layers and weights,
     so training top trains the classifier itself.
     """
     below = {id(layer) for layer in base.layers[:fine_tune_at]}
@@ -155,12 +156,14 @@ def model_facts(model):
 
 
 def load_model(path):
-    """Load a .keras model in safe mode: no code from the file ever runs."""
+    """Load a .keras model in safe mode: no code from the file ever runs.
+
+    Not compiled: every stage compiles what it trains for its own phase."""
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"model not found: {path}")
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        return keras.models.load_model(path, safe_mode=True, compile=False)
     except ValueError as error:
         if "safe_mode" not in str(error):
             raise

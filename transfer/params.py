@@ -17,6 +17,7 @@ SOURCES = ("tfds", "folder")
 # The names only: importing transfer.training here would load TensorFlow.
 OPTIMIZERS = ("rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
+CLASS_WEIGHTS = ("none", "balanced")
 
 # Smallest input MobileNetV2 accepts.
 MIN_IMAGE_SIZE = 32
@@ -74,6 +75,7 @@ PHASE_KEYS = {
     "warmup_epochs": (_non_negative_int, "an integer >= 0, below epochs"),
     "label_smoothing": (_fraction_below_one, "a number in [0, 1)"),
     "early_stopping": (_non_negative_int, "a patience in epochs, >= 0 (0: off)"),
+    "class_weight": _one_of(CLASS_WEIGHTS),
 }
 
 
@@ -82,6 +84,7 @@ SCHEMA = {
     "data": {
         "source": _one_of(SOURCES),
         "path": (_non_empty_string, "a folder path"),
+        "tfds_name": (_non_empty_string, "a TensorFlow Datasets name, e.g. cats_vs_dogs or tf_flowers"),
         "image_size": (_image_size, f"an integer >= {MIN_IMAGE_SIZE}"),
         "split": (_split, "three positive fractions (train, validation, test) summing to 1"),
         "seed": (_non_negative_int, "an integer >= 0"),

@@ -4,7 +4,9 @@ Works on raw photos of any size and common format: images are decoded and
 resized by the same function as the prepare stage, in parallel threads, one
 batch ahead of the model. Accepts a Keras model (`.keras`, loaded in safe
 mode) or an exported TFLite model (`.tflite`). Class names come from
-`classes.json` beside the model file, written by the pipeline.
+`classes.json` beside the model file, written by the pipeline (an exported
+.tflite file also carries them in its metadata). The task (binary or K-class)
+decides the label: see transfer.task.
 """
 
 import json
@@ -18,19 +20,39 @@ import numpy as np
 
 from transfer.data import try_load_image
 from transfer.errors import PipelineError
-from transfer.evaluation import with_mirror
-from transfer.reports import THRESHOLD, sigmoid
+from transfer.evaluation import keras_logits, with_mirror
+from transfer.task import THRESHOLD
 
 CLASSES_FILE = "classes.json"
+# The name of the metadata entry that holds the class names inside an exported .tflite file.
+TFLITE_CLASSES_METADATA = "class_names"
 # What a folder search picks up; files named on the command line are always tried.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def read_class_names(model_path):
+    """Class names for a model: classes.json beside it, else (.tflite) the file's own metadata."""
     path = Path(model_path).parent / CLASSES_FILE
-    if not path.is_file():
-        raise PipelineError(f"class names not found: {path} (it is written beside the model by the pipeline)")
-    return json.loads(path.read_text())["class_names"]
+    if path.is_file():
+        return json.loads(path.read_text())["class_names"]
+    if Path(model_path).suffix == ".tflite":
+        embedded = tflite_class_names(model_path)
+        if embedded is not None:
+            return embedded
+    raise PipelineError(f"class names not found: {path} (it is written beside the model by the pipeline)")
+
+
+def tflite_class_names(path):
+    """The class names stored in a .tflite file's metadata by the export stage, or None."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(Path(path).read_bytes(), 0)
+    for index in range(model.MetadataLength()):
+        metadata = model.Metadata(index)
+        if metadata.Name() == TFLITE_CLASSES_METADATA.encode():
+            data = model.Buffers(metadata.Buffer()).DataAsNumpy()
+            return json.loads(data.tobytes())["class_names"]
+    return None
 
 
 class KerasModel:
@@ -39,9 +61,8 @@ class KerasModel:
 
         self.model = load_model(path)
         self.image_size = self.model.input_shape[1]
-
-    def logits(self, images):
-        return np.asarray(self.model.predict_on_batch(images)).reshape(-1)
+        self.logit_width = self.model.output_shape[-1]
+        self.logits = keras_logits(self.model)
 
 
 class TFLiteModel:
@@ -54,16 +75,19 @@ class TFLiteModel:
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.image_size = int(self.input["shape"][1])
+        self.logit_width = int(self.output["shape"][-1])
         self.batch = None
 
     def logits(self, images):
+        """(N, logit_width) float64 logits of uint8 or float images, values 0-255."""
         if self.batch != len(images):
             self.interpreter.resize_tensor_input(self.input["index"], [len(images), *self.input["shape"][1:]])
             self.interpreter.allocate_tensors()
             self.batch = len(images)
         self.interpreter.set_tensor(self.input["index"], images.astype(np.float32))
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output["index"]).reshape(-1).astype(np.float64)
+        outputs = self.interpreter.get_tensor(self.output["index"])
+        return outputs.reshape(len(images), -1).astype(np.float64)
 
 
 def open_model(path):
@@ -111,25 +135,40 @@ def decoded_batches(files, image_size, batch_size, pool):
         yield [future.result() for future in current]
 
 
-def predict_files(model, class_names, files, batch_size=64, threshold=THRESHOLD, progress=None, tta=False):
-    """Yield one result dict per file, in order: path, label, score; or path, error.
+def predict_files(model, task, files, batch_size=64, threshold=THRESHOLD, progress=None, tta=False, top=0):
+    """Yield one result dict per file, in order: path, label, score (and with
+    top > 0, the top most probable classes); or path, error.
 
-    tta: average each image's probability with its mirror's (twice the model calls).
+    tta: average each image's probabilities with its mirror's (twice the model calls).
+    threshold: binary tasks only, on the probability of the second class.
     """
-    logits_of = with_mirror(model.logits) if tta else model.logits
+    if model.logit_width != task.logit_width:
+        raise PipelineError(
+            f"the model gives {model.logit_width} logits but classes.json names {task.num_classes} "
+            f"classes ({task.logit_width} expected): they do not belong together"
+        )
+    logits_of = with_mirror(model.logits, task) if tta else model.logits
     done = 0
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         for batch in decoded_batches(files, model.image_size, batch_size, pool):
             good = [image for image, _ in batch if image is not None]
-            probabilities = iter(sigmoid(logits_of(np.stack(good))) if good else [])
+            probabilities = task.probabilities(logits_of(np.stack(good))) if good else np.empty((0, 0))
+            predicted = task.predicted(probabilities, threshold) if good else []
+            best = task.top(probabilities, top) if good and top else [None] * len(good)
+            results = iter(zip(probabilities, predicted, best))
             for (image, error), path in zip(batch, files[done : done + len(batch)]):
                 if image is None:
                     yield {"path": str(path), "error": error}
                     continue
-                probability = float(next(probabilities))
-                predicted = int(probability > threshold)
-                score = probability if predicted else 1 - probability
-                yield {"path": str(path), "label": class_names[predicted], "score": round(score, 6)}
+                row, index, classes = next(results)
+                result = {
+                    "path": str(path),
+                    "label": task.class_names[index],
+                    "score": round(float(row[index]), 6),
+                }
+                if classes is not None:
+                    result["top"] = [[name, round(probability, 6)] for name, probability in classes]
+                yield result
             done += len(batch)
             if progress:
                 progress(done, len(files))

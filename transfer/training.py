@@ -1,4 +1,4 @@
-"""Training both phases: the tutorial's recipe (RMSprop, logits, BCE) and its levers.
+"""Training both phases: the tutorial's recipe (RMSprop, logits, cross-entropy) and its levers.
 
 Levers, each off (or the tutorial's value) by default: optimizer (rmsprop,
 adam, adamw), learning-rate schedule (constant or cosine decay) with a linear
@@ -47,17 +47,16 @@ def learning_rate_schedule(learning_rate, schedule, warmup_epochs, epochs, steps
     )
 
 
-def compile_model(model, learning_rate, optimizer="rmsprop", label_smoothing=0.0):
-    """Compile for logits. Accuracy thresholds the logit at 0: Keras's plain
-    'accuracy' would threshold at 0.5 even with from_logits=True."""
+def compile_model(model, task, learning_rate, optimizer="rmsprop", label_smoothing=0.0):
+    """Compile for logits, with the task's loss and accuracy (see transfer.task)."""
     model.compile(
         optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=label_smoothing),
-        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
+        loss=task.loss(label_smoothing),
+        metrics=task.metrics(),
     )
 
 
-def compile_for_phase(model, phase_params, steps_per_epoch):
+def compile_for_phase(model, task, phase_params, steps_per_epoch):
     """compile_model with a train_head or finetune section of params.yaml."""
     schedule = learning_rate_schedule(
         phase_params["learning_rate"],
@@ -66,7 +65,7 @@ def compile_for_phase(model, phase_params, steps_per_epoch):
         phase_params["epochs"],
         steps_per_epoch,
     )
-    compile_model(model, schedule, phase_params["optimizer"], phase_params["label_smoothing"])
+    compile_model(model, task, schedule, phase_params["optimizer"], phase_params["label_smoothing"])
 
 
 def steps_per_epoch(dataset):
@@ -93,13 +92,14 @@ class StopOnInterrupt(keras.callbacks.Callback):
     on_test_batch_end = on_train_batch_end
 
 
-def fit(model, train_data, validation_data, first_epoch, epochs, phase, early_stopping=0):
+def fit(model, train_data, validation_data, first_epoch, epochs, phase, early_stopping=0, class_weight=None):
     """Train up to `epochs` epochs numbered after `first_epoch`; returns history rows.
 
     Epochs are numbered from 1 and continue across phases, so the fine-tune
     phase's rows follow the head's in one history. early_stopping > 0 stops
     after that many epochs without a lower validation loss and puts back the
-    weights of the epoch with the lowest (see kept_epoch).
+    weights of the epoch with the lowest (see kept_epoch). class_weight: Keras's
+    {class index: weight} (see task.class_weights), or None.
     """
     callbacks = [StopOnInterrupt()]
     if early_stopping:
@@ -115,6 +115,7 @@ def fit(model, train_data, validation_data, first_epoch, epochs, phase, early_st
         epochs=first_epoch + epochs,
         shuffle=False,  # the datasets shuffle themselves
         callbacks=callbacks,
+        class_weight=class_weight,
         verbose=2,
     )
     rows = []
@@ -153,6 +154,7 @@ def evaluate(model, data):
 def fine_tune(
     model,
     base,
+    task,
     prepared_dir,
     phase_params,
     *,
@@ -160,6 +162,7 @@ def fine_tune(
     first_epoch,
     cache_bottom,
     inference_batch_size,
+    class_weight=None,
 ):
     """Train the classifier's weights on the prepared images; returns history rows.
 
@@ -181,7 +184,7 @@ def fine_tune(
     fine_tune_at = phase_params["fine_tune_at"]
 
     def train(trained_model, train, validation):
-        compile_for_phase(trained_model, phase_params, steps_per_epoch(train))
+        compile_for_phase(trained_model, task, phase_params, steps_per_epoch(train))
         return fit(
             trained_model,
             train,
@@ -190,6 +193,7 @@ def fine_tune(
             phase_params["epochs"],
             phase="finetune",
             early_stopping=phase_params["early_stopping"],
+            class_weight=class_weight,
         )
 
     if not cache_bottom or fine_tune_at == 0:
