@@ -8,11 +8,20 @@ import yaml
 from PIL import Image
 
 import transfer  # noqa: F401  (sets TensorFlow's environment before TensorFlow loads)
+from transfer.metrics import classification_metrics
+from transfer.task import Task
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TRANSFER_SHARED", PROJECT_ROOT.parent / "shared"))
 SHARED_WEIGHTS = SHARED / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.h5"
 SHARED_PHOTOS = SHARED / "data" / "cats_and_dogs_filtered"
+
+# The tutorial's task: two classes, one logit.
+BINARY = Task(["cat", "dog"])
+
+
+def binary_metrics(labels, logits):
+    return classification_metrics(BINARY, labels, logits)
 
 
 def make_image(path, color, size=(40, 30), mode="RGB", fmt=None, noise_seed=0):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.conftest import make_image_folder
+from tests.conftest import BINARY, binary_metrics, make_image_folder
 from transfer.data import prepare_folder, read_shards
 from transfer.evaluation import (
     evaluation_report,
@@ -11,15 +11,8 @@ from transfer.evaluation import (
     prediction_rows,
     with_mirror,
 )
-from transfer.metrics import classification_metrics
 from transfer.model import build_base, build_classifier, build_head
 from transfer.task import Task, mean_probability_logit
-
-BINARY = Task(["cat", "dog"])
-
-
-def binary_metrics(labels, logits):
-    return classification_metrics(BINARY, labels, logits)
 
 
 def test_prediction_rows_score_is_the_predicted_class_probability():

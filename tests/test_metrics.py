@@ -3,6 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
+from tests.conftest import BINARY, binary_metrics
 from transfer.metrics import (
     classification_metrics,
     one_vs_rest_curves,
@@ -12,12 +13,6 @@ from transfer.metrics import (
     summary_curve_scores,
 )
 from transfer.task import Task
-
-BINARY = Task(["cat", "dog"])
-
-
-def binary_metrics(labels, logits):
-    return classification_metrics(BINARY, labels, logits)
 
 
 def test_binary_metrics_on_known_logits():

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import BINARY, PROJECT_ROOT
 from transfer.errors import PipelineError
 from transfer.model import (
     FEATURE_SIZE,
@@ -18,11 +18,9 @@ from transfer.model import (
     load_model,
     unfreeze_top,
 )
-from transfer.task import Task
 from transfer.training import compile_model, seed_everything
 
 SIZE = 32
-BINARY = Task(["cat", "dog"])
 
 
 def random_images(count, seed=0):

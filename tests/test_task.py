@@ -2,10 +2,10 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conftest import BINARY
 from transfer.errors import PipelineError
 from transfer.task import Task, class_weights, mean_probability_logit, sigmoid
 
-BINARY = Task(["cat", "dog"])
 FIVE = Task(["daisy", "dandelion", "roses", "sunflowers", "tulips"])
 
 

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conftest import BINARY
 from transfer import params, training
 from transfer.model import FEATURE_SIZE, build_head
 from transfer.task import Task
@@ -15,8 +16,6 @@ from transfer.training import (
     phase_report,
     seed_everything,
 )
-
-BINARY = Task(["cat", "dog"])
 
 
 def separable_features(count, seed=0):
@@ -164,7 +163,7 @@ def test_a_swallowed_interrupt_still_stops_training(monkeypatch):
 
 @pytest.mark.parametrize("fine_tune_at", [100, 120])  # two tensors cross the cut at 100, one at 120
 def test_training_on_the_cached_bottom_gives_the_same_model(tmp_path, shared_weights, fine_tune_at):
-    from tests.conftest import default_params, make_image_folder
+    from tests.conftest import BINARY, default_params, make_image_folder
     from transfer.data import prepare_folder
     from transfer.model import build_base, build_classifier, unfreeze_top
     from transfer.training import fine_tune
