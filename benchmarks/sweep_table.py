@@ -16,7 +16,10 @@ COLUMNS = [
     ("label smoothing", "train_head.label_smoothing"),
     ("augment", "finetune.augment"),
     ("fine_tune_at", "finetune.fine_tune_at"),
+    ("finetune optimizer", "finetune.optimizer"),
     ("finetune lr", "finetune.learning_rate"),
+    ("finetune schedule", "finetune.schedule"),
+    ("finetune label smoothing", "finetune.label_smoothing"),
     ("tta", "evaluate.tta"),
     ("head val acc", "metrics/train_head.json:final.val_accuracy"),
     ("head epochs", "metrics/train_head.json:epochs_run"),
@@ -26,6 +29,7 @@ COLUMNS = [
     ("val loss", "validation.loss"),
     ("test acc, head", "head.accuracy"),
     ("test acc, fine-tuned", "finetuned.accuracy"),
+    ("test balanced acc, fine-tuned", "finetuned.balanced_accuracy"),
 ]
 
 
@@ -46,7 +50,8 @@ def main():
     print("| " + " | ".join(name for name, _ in COLUMNS) + " |")
     print("|" + " --- |" * len(COLUMNS))
     for row in rows:
-        print("| " + " | ".join(cell(key, row[key]) for _, key in COLUMNS) + " |")
+        # Columns a sweep's CSV lacks (a metric added later) stay empty.
+        print("| " + " | ".join(cell(key, row.get(key, "")) for _, key in COLUMNS) + " |")
 
 
 if __name__ == "__main__":

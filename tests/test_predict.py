@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import PROJECT_ROOT, make_image
+from transfer.__main__ import main
 from transfer.data import load_image
 from transfer.model import build_base, build_classifier, build_head
 from transfer.predict import find_images
@@ -141,12 +142,22 @@ def k_class_model_dir(tmp_path_factory, shared_weights):
     return folder
 
 
-def test_k_class_predict_names_the_most_probable_class_and_the_top_three(k_class_model_dir, mixed_folder):
+def predict_in_process(capsys, *args):
+    """`python -m transfer predict` in this process (its model loads once per test, not per process)."""
+    capsys.readouterr()
+    status = main(["predict", *map(str, args)])
+    out, err = capsys.readouterr()
+    return status, [json.loads(line) for line in out.splitlines()], err
+
+
+def test_k_class_predict_names_the_most_probable_class_and_the_top_three(
+    k_class_model_dir, mixed_folder, capsys
+):
     import keras
 
     files = [mixed_folder / "a_good.jpg", mixed_folder / "b_good.jpg", mixed_folder / "e_alpha.png"]
-    result, lines = predict(k_class_model_dir / "model.keras", *files)
-    assert result.returncode == 0
+    status, lines, _ = predict_in_process(capsys, k_class_model_dir / "model.keras", *files)
+    assert status == 0
     model = keras.models.load_model(k_class_model_dir / "model.keras")
     logits = model.predict(np.stack([load_image(path, SIZE) for path in files]), verbose=0)
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
@@ -158,31 +169,35 @@ def test_k_class_predict_names_the_most_probable_class_and_the_top_three(k_class
         assert [p for _, p in line["top"]] == pytest.approx(sorted(row, reverse=True)[:3], abs=1e-5)
 
 
-def test_top_k_and_tta_on_a_k_class_model(k_class_model_dir, mixed_folder):
-    image = mixed_folder / "a_good.jpg"
-    _, five = predict(k_class_model_dir / "model.keras", image, "--top", "9")  # capped at K
+def test_top_k_and_tta_on_a_k_class_model(k_class_model_dir, mixed_folder, capsys):
+    model, image = k_class_model_dir / "model.keras", mixed_folder / "a_good.jpg"
+    _, five, _ = predict_in_process(capsys, model, image, "--top", "9")  # capped at K
     assert len(five[0]["top"]) == 5 and sum(p for _, p in five[0]["top"]) == pytest.approx(1, abs=1e-4)
-    _, none = predict(k_class_model_dir / "model.keras", image, "--top", "0")
+    _, none, _ = predict_in_process(capsys, model, image, "--top", "0")
     assert "top" not in none[0]
-    _, tta = predict(k_class_model_dir / "model.keras", image, "--tta")
+    _, tta, _ = predict_in_process(capsys, model, image, "--tta")
     assert tta[0]["score"] != five[0]["score"]
 
 
-def test_threshold_on_a_k_class_model_is_one_line_and_exit_2(k_class_model_dir, mixed_folder):
-    result, lines = predict(k_class_model_dir / "model.keras", mixed_folder, "--threshold", "0.3")
-    assert result.returncode == 2 and lines == []
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+def test_threshold_on_a_k_class_model_is_one_line_and_exit_2(k_class_model_dir, mixed_folder, capsys):
+    status, lines, err = predict_in_process(
+        capsys, k_class_model_dir / "model.keras", mixed_folder, "--threshold", "0.3"
+    )
+    assert status == 2 and lines == []
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "--threshold is for two-class models; this one has 5 classes" in errors[0]
 
 
-def test_class_names_that_do_not_fit_the_model_are_an_error(k_class_model_dir, tmp_path, mixed_folder):
+def test_class_names_that_do_not_fit_the_model_are_an_error(
+    k_class_model_dir, tmp_path, mixed_folder, capsys
+):
     import shutil
 
     shutil.copy(k_class_model_dir / "model.keras", tmp_path / "model.keras")
     (tmp_path / "classes.json").write_text(json.dumps({"class_names": ["cat", "dog"]}))
-    result, lines = predict(tmp_path / "model.keras", mixed_folder / "a_good.jpg")
-    assert result.returncode == 2 and lines == []
-    assert "the model gives 5 logits but classes.json names 2 classes" in result.stderr
+    status, lines, err = predict_in_process(capsys, tmp_path / "model.keras", mixed_folder / "a_good.jpg")
+    assert status == 2 and lines == []
+    assert "the model gives 5 logits but classes.json names 2 classes" in err
 
 
 def test_predict_never_imports_matplotlib_or_tensorflow_for_tflite():
