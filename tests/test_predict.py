@@ -207,3 +207,11 @@ def test_predict_never_imports_matplotlib_or_tensorflow_for_tflite():
         "assert 'tensorflow' not in sys.modules, 'tensorflow'\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True, timeout=120)
+
+
+def test_a_batch_of_only_unreadable_files_is_reported_and_the_run_goes_on(model_dir, mixed_folder, capsys):
+    files = [mixed_folder / "c_truncated.jpg", mixed_folder / "a_good.jpg", mixed_folder / "d_text.jpg"]
+    status, lines, _ = predict_in_process(capsys, model_dir / "model.keras", *files, "--batch-size", "1")
+    assert status == 1
+    assert ["error" in line for line in lines] == [True, False, True]
+    assert lines[1]["label"] in ("cat", "dog")

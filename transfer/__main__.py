@@ -36,7 +36,7 @@ def predict_command(args):
     progress = Progress() if sys.stderr.isatty() and len(files) > args.batch_size else None
     failed = 0
     for result in predict_files(
-        model, task, files, args.batch_size, threshold, progress, tta=args.tta, top=min(top, task.num_classes)
+        model, task, files, args.batch_size, threshold, progress, tta=args.tta, top=top
     ):
         failed += "error" in result
         print(json.dumps(result), flush=False)

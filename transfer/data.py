@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from transfer.errors import PipelineError
+from transfer.errors import PipelineError, one_line
 
 SPLITS = ("train", "validation", "test")
 META_FILE = "meta.json"
@@ -51,7 +51,7 @@ def try_load_image(path, image_size):
     try:
         return load_image(path, image_size), None
     except UNREADABLE_IMAGE_ERRORS as error:
-        return None, " ".join(str(error).split()) or type(error).__name__
+        return None, one_line(error) or type(error).__name__
 
 
 def resize_image(image, image_size):
@@ -228,10 +228,6 @@ def tfds_split_names(fractions):
     return [f"train[:{train_end}%]", f"train[{train_end}%:{validation_end}%]", f"train[{validation_end}%:]"]
 
 
-def _one_line(error):
-    return " ".join(str(error).split())
-
-
 def tfds_image_and_label(name, info):
     """The (image, label) feature keys of an image-classification dataset, from its info.
 
@@ -272,12 +268,12 @@ def prepare_tfds(out_dir, image_size, fractions, name="cats_vs_dogs"):
     try:
         info = tfds.builder(name).info
     except Exception as error:  # tfds raises many types; all mean "no such dataset"
-        raise PipelineError(f"could not load tfds dataset '{name}': {_one_line(error)}") from None
+        raise PipelineError(f"could not load tfds dataset '{name}': {one_line(error)}") from None
     image_key, label_key = tfds_image_and_label(name, info)
     try:
         datasets = tfds.load(name, split=split_names)
     except Exception as error:  # download and preparation failures come as many types
-        raise PipelineError(f"could not load tfds dataset '{name}': {_one_line(error)}") from None
+        raise PipelineError(f"could not load tfds dataset '{name}': {one_line(error)}") from None
     class_names = info.features[label_key].names
     writer = PreparedWriter(out_dir, image_size, class_names, source=f"tfds:{name}")
     for split, split_name, dataset in zip(SPLITS, split_names, datasets):
@@ -314,7 +310,7 @@ def read_shards(prepared_dir, split):
                 arrays = shard["images"], shard["labels"], shard["ids"]
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise PipelineError(
-                f"corrupted shard {path}: {' '.join(str(error).split())} (rerun: dvc repro --force prepare)"
+                f"corrupted shard {path}: {one_line(error)} (rerun: dvc repro --force prepare)"
             ) from None
         yield arrays
 

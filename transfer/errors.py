@@ -8,6 +8,11 @@ class PipelineError(Exception):
     """Bad params or bad input: the user can fix it; no traceback needed."""
 
 
+def one_line(error):
+    """An exception's message on one line, for an `error: ...` line or a skipped-file reason."""
+    return " ".join(str(error).split())
+
+
 _interrupted = False
 
 

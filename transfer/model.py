@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from transfer.errors import PipelineError
+from transfer.errors import PipelineError, one_line
 
 FEATURE_SIZE = 1280  # MobileNetV2 (alpha 1.0) bottleneck channels
 
@@ -35,9 +35,7 @@ def build_base(image_size, weights):
             input_shape=(image_size, image_size, 3), include_top=False, weights=weights_arg
         )
     except Exception as error:  # download failures and bad .h5 files come as many types
-        raise PipelineError(
-            f"could not load model.weights = {weights!r}: {' '.join(str(error).split())}"
-        ) from None
+        raise PipelineError(f"could not load model.weights = {weights!r}: {one_line(error)}") from None
     base.trainable = False
     return base
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from transfer.errors import PipelineError
+from transfer.errors import PipelineError, one_line
 
 SOURCES = ("tfds", "folder")
 # The names only: importing transfer.training here would load TensorFlow.
@@ -193,5 +193,5 @@ def load_params(path="params.yaml"):
     try:
         params = yaml.load(path.read_text(), Loader=_Loader)
     except yaml.YAMLError as error:
-        raise PipelineError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+        raise PipelineError(f"{path} is not valid YAML: {one_line(error)}") from None
     return validate(params)

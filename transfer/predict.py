@@ -152,9 +152,10 @@ def predict_files(model, task, files, batch_size=64, threshold=THRESHOLD, progre
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         for batch in decoded_batches(files, model.image_size, batch_size, pool):
             good = [image for image, _ in batch if image is not None]
-            probabilities = task.probabilities(logits_of(np.stack(good))) if good else np.empty((0, 0))
-            predicted = task.predicted(probabilities, threshold) if good else []
-            best = task.top(probabilities, top) if good and top else [None] * len(good)
+            logits = logits_of(np.stack(good)) if good else np.empty((0, task.logit_width))
+            probabilities = task.probabilities(logits)
+            predicted = task.predicted(probabilities, threshold)
+            best = task.top(probabilities, top) if top else [None] * len(good)
             results = iter(zip(probabilities, predicted, best))
             for (image, error), path in zip(batch, files[done : done + len(batch)]):
                 if image is None:

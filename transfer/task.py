@@ -94,7 +94,7 @@ class Task:
 
     def probabilities(self, logits):
         """(N, num_classes) float64 probabilities of every class."""
-        logits = np.asarray(logits, dtype=np.float64).reshape(len(logits), -1)
+        logits = np.asarray(logits, dtype=np.float64).reshape(len(logits), self.logit_width)
         if self.binary:
             positive = sigmoid(logits[:, 0])
             return np.stack([1 - positive, positive], axis=1)
@@ -111,7 +111,7 @@ class Task:
         return np.argmax(probabilities, axis=1)
 
     def top(self, probabilities, k):
-        """[(class name, probability), ...] of the k most probable classes, per row."""
+        """[(class name, probability), ...] of the k most probable classes (all K if k > K), per row."""
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
         return [
             [(self.class_names[index], float(row[index])) for index in indices]
@@ -128,7 +128,7 @@ class Task:
     def cross_entropy(self, labels, logits):
         """Mean cross-entropy of logits against integer labels, computed stably."""
         labels = np.asarray(labels).reshape(-1).astype(np.int64)
-        logits = np.asarray(logits, dtype=np.float64).reshape(len(labels), -1)
+        logits = np.asarray(logits, dtype=np.float64).reshape(len(labels), self.logit_width)
         if self.binary:
             z, y = logits[:, 0], labels.astype(np.float64)
             return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
