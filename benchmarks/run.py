@@ -13,6 +13,8 @@ interleaved, several times, and medians are reported. Figures:
               train_head.learning_rate=...`, prepare and extract from cache) vs
               the tutorial's way (base frozen inside model.fit over the images),
               whole processes, at 2 and 10 epochs
+  backbones   extract images/s of each registered backbone at 224 px (random
+              weights: speed does not depend on them), on 256 of the photos
   memory      peak RSS of each stage on the photos and on a set 4x larger
   pipeline    whole `dvc repro` at 160 px, 10 + 10 epochs, empty cache, vs the
               tutorial's way as one uncached script
@@ -127,6 +129,35 @@ def bench_extract(prepared, weights, size, batch_size, repeats):
         ceiling_times.append(timed(ceiling))
     rates = {"project": median_rate(count, project_times), "ceiling": median_rate(count, ceiling_times)}
     return {"images": count, "batch_size": batch_size, **rates, "ratio": rates["project"] / rates["ceiling"]}
+
+
+def bench_backbones(work, photos, repeats, per_class=128, size=224, batch_size=64):
+    """The extract stage's code with every backbone, on the same 224 px images."""
+    from transfer.backbones import BACKBONES
+    from transfer.data import prepare_folder
+    from transfer.features import extract_all
+    from transfer.model import build_base, build_feature_extractor
+
+    subset = work / "backbone_photos"
+    for class_dir in sorted(path for path in (photos / "train").iterdir() if path.is_dir()):
+        (subset / class_dir.name).mkdir(parents=True)
+        for path in sorted(class_dir.iterdir())[:per_class]:
+            shutil.copy(path, subset / class_dir.name / path.name)
+    prepared = work / "backbone_prepared"
+    prepare_folder(subset, prepared, size, [0.8, 0.1, 0.1], seed=42)
+    results = {}
+    for name in BACKBONES:
+        extractor = build_feature_extractor(build_base(size, "none", name))
+
+        def extract(extractor=extractor):
+            with tempfile.TemporaryDirectory() as out:
+                return sum(extract_all(extractor, prepared, out, batch_size).values())
+
+        count = extract()  # warm-up: tracing and oneDNN kernel selection
+        seconds = [timed(extract) for _ in range(repeats)]
+        results[name] = {"images": count, "image_size": size, "images_per_s": median_rate(count, seconds)}
+        print("backbone", name, json.dumps(results[name]), flush=True)
+    return results
 
 
 def bench_finetune(prepared, weights, size, repeats, fine_tune_at=100, batch_size=32):
@@ -279,7 +310,9 @@ def main():
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--skip", default="", help="comma-separated: extract,finetune,head,memory,pipeline,tutorial-full"
+        "--skip",
+        default="",
+        help="comma-separated: extract,finetune,backbones,head,memory,pipeline,tutorial-full",
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     args = parser.parse_args()
@@ -299,6 +332,8 @@ def main():
         if "finetune" not in skip:
             results["finetune"] = bench_finetune(work / "prepared", str(weights), 160, args.repeats)
             print("finetune", json.dumps(results["finetune"]), flush=True)
+        if "backbones" not in skip:
+            results["backbones"] = bench_backbones(work, photos, args.repeats)
         if "head" not in skip:
             params = {
                 "data.source": "folder",
@@ -336,6 +371,17 @@ def print_table(results):
                     ">= 0.9",
                 )
             )
+    default_rate = results.get("backbones", {}).get("mobilenet_v2", {}).get("images_per_s")
+    for name, r in results.get("backbones", {}).items():
+        rows.append(
+            (
+                f"extract {name} 224 px images/s",
+                f"{r['images_per_s']:.1f}",
+                f"{default_rate:.1f} (mobilenet_v2)",
+                f"{r['images_per_s'] / default_rate:.2f}",
+                "",
+            )
+        )
     for epochs, goal in (("2_epochs", ">= 5x"), ("10_epochs", ">= 20x")):
         if epochs in results.get("head", {}):
             r = results["head"][epochs]

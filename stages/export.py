@@ -18,6 +18,7 @@ from transfer.export import (  # noqa: E402
     file_size,
     load_serving,
     mean_latency_ms,
+    plain_saved_model,
     serving_probabilities,
 )
 from transfer.io import atomic_path, write_json  # noqa: E402
@@ -56,10 +57,10 @@ def main():
         out.mkdir()
         (out / CLASSES_FILE).write_text(classes_json(task))
         export_saved_model(model, task, out / "saved_model")
-        export_tflite(model, task, out / "model_float32.tflite")
-        export_tflite(
-            model, task, out / "model_int8.tflite", first_images("train", config["calibration_images"])
-        )
+        with plain_saved_model(model) as saved_model:
+            export_tflite(saved_model, task, out / "model_float32.tflite")
+            calibration = first_images("train", config["calibration_images"])
+            export_tflite(saved_model, task, out / "model_int8.tflite", calibration)
 
         report = {
             "keras": {

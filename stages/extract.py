@@ -1,4 +1,4 @@
-"""Stage 2: run the frozen MobileNetV2 once per image -> data/features."""
+"""Stage 2: run the frozen base (model.backbone) once per image -> data/features."""
 
 import sys
 from pathlib import Path
@@ -8,13 +8,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 from transfer.errors import run_stage  # noqa: E402
 from transfer.features import extract_all  # noqa: E402
 from transfer.io import atomic_path, write_json  # noqa: E402
-from transfer.model import build_base, build_feature_extractor  # noqa: E402
+from transfer.model import base_facts, build_base, build_feature_extractor  # noqa: E402
 from transfer.params import load_params  # noqa: E402
 
 
 def main():
     params = load_params()
-    base = build_base(params["data"]["image_size"], params["model"]["weights"])
+    model = params["model"]
+    base = build_base(params["data"]["image_size"], model["weights"], model["backbone"])
     extractor = build_feature_extractor(base)
     with atomic_path("data/features") as features:
         features.mkdir()
@@ -22,9 +23,8 @@ def main():
     write_json(
         "metrics/extract.json",
         {
-            "base_layers": len(base.layers),
+            **base_facts(base),
             "base_output_shape": list(base.output_shape[1:]),
-            "feature_size": extractor.output_shape[-1],
             "images": counts,
         },
     )

@@ -25,7 +25,8 @@ def main():
     params = load_params()
     config, seed = params["finetune"], params["data"]["seed"]
     seed_everything(seed)
-    base = build_base(params["data"]["image_size"], params["model"]["weights"])
+    model_params = params["model"]
+    base = build_base(params["data"]["image_size"], model_params["weights"], model_params["backbone"])
     unfreeze_top(base, config["fine_tune_at"])
     meta = read_meta("data/prepared")
     task = Task(meta["class_names"])
@@ -40,7 +41,7 @@ def main():
             contrast=config["augment_contrast"],
         )
     model = build_classifier(base, head, augmentation)
-    facts = model_facts(model)
+    facts = model_facts(model, base)
     print(f"trainable variables: {facts['trainable_variables']}")
 
     history = fine_tune(

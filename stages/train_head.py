@@ -37,7 +37,7 @@ def main():
     validation = feature_dataset(*load_features("data/features", "validation"), config["batch_size"])
     class_counts = np.bincount(train_labels.astype(np.int64), minlength=task.num_classes).tolist()
 
-    head = build_head(task.logit_width, config["dropout"])
+    head = build_head(task.logit_width, config["dropout"], feature_width=train_features.shape[1])
     compile_for_phase(head, task, config, steps_per_epoch(train))
     initial = evaluate(head, validation)
     print(f"initial loss: {initial['loss']:.2f}, initial accuracy: {initial['accuracy']:.2f}")

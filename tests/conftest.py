@@ -8,6 +8,7 @@ import yaml
 from PIL import Image
 
 import transfer  # noqa: F401  (sets TensorFlow's environment before TensorFlow loads)
+from transfer.backbones import BACKBONES, DEFAULT
 from transfer.metrics import classification_metrics
 from transfer.task import Task
 
@@ -15,6 +16,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TRANSFER_SHARED", PROJECT_ROOT.parent / "shared"))
 SHARED_WEIGHTS = SHARED / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.h5"
 SHARED_PHOTOS = SHARED / "data" / "cats_and_dogs_filtered"
+
+# The default backbone's (MobileNetV2's) pooled feature width.
+FEATURE_SIZE = BACKBONES[DEFAULT].feature_width
 
 # The tutorial's task: two classes, one logit.
 BINARY = Task(["cat", "dog"])

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from tests.conftest import make_image_folder
+from tests.conftest import FEATURE_SIZE, make_image_folder
 from transfer.data import prepare_folder, read_shards
 from transfer.errors import PipelineError
 from transfer.features import extract_all, load_features
-from transfer.model import FEATURE_SIZE, build_base, build_feature_extractor
+from transfer.model import build_base, build_feature_extractor
 
 
 def test_extract_writes_the_extractors_features_for_every_split(tmp_path, monkeypatch):

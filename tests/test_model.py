@@ -6,10 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import BINARY, PROJECT_ROOT
+from tests.conftest import BINARY, FEATURE_SIZE, PROJECT_ROOT
 from transfer.errors import PipelineError
 from transfer.model import (
-    FEATURE_SIZE,
     build_augmentation,
     build_base,
     build_classifier,

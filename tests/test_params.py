@@ -1,6 +1,7 @@
 import pytest
 
 from tests.conftest import PROJECT_ROOT, default_params
+from transfer.backbones import BACKBONES
 from transfer.errors import PipelineError
 from transfer.params import load_params, validate
 
@@ -16,7 +17,7 @@ def test_project_params_are_valid():
     [
         ("data", "source", "kaggle", "data.source = 'kaggle' is invalid: must be one of tfds, folder"),
         ("data", "image_size", 0, "data.image_size = 0 is invalid"),
-        ("data", "image_size", 16, "must be an integer >= 32"),
+        ("data", "image_size", 16, "must be at least 32, the smallest input mobilenet_v2 takes"),
         ("data", "split", [0.8, 0.1], "data.split"),
         ("data", "split", [0.8, 0.1, 0.2], "summing to 1"),
         ("train_head", "learning_rate", 0, "train_head.learning_rate = 0 is invalid: must be a positive"),
@@ -27,6 +28,14 @@ def test_project_params_are_valid():
         ("finetune", "batch_size", 0, "finetune.batch_size = 0"),
         ("train_head", "batch_size", True, "train_head.batch_size = True"),
         ("finetune", "fine_tune_at", -5, "finetune.fine_tune_at = -5"),
+        ("finetune", "fine_tune_at", 1.5, "finetune.fine_tune_at = 1.5 is invalid"),
+        ("finetune", "fine_tune_at", 155, "fine_tune_at = 155 is invalid: must be between 0 and 154"),
+        (
+            "model",
+            "backbone",
+            "mobilenetv2",
+            "model.backbone = 'mobilenetv2' is unknown (did you mean 'mobilenet_v2'?)",
+        ),
         ("finetune", "learning_rate", "fast", "finetune.learning_rate = 'fast'"),
         ("train_head", "dropout", 1.0, "train_head.dropout = 1.0"),
         ("train_head", "optimizer", "sgd", "optimizer = 'sgd' is invalid: must be one of rmsprop, adam"),
@@ -46,6 +55,27 @@ def test_invalid_values_name_key_value_and_what_is_allowed(section, key, value, 
         validate(params)
     assert expected in str(error.value)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_each_backbones_limits_are_checked_before_any_work(name):
+    backbone = BACKBONES[name]
+    params = default_params()
+    params["model"]["backbone"] = name
+    params["data"]["image_size"] = backbone.min_image_size
+    params["finetune"]["fine_tune_at"] = backbone.layers
+    validate(params)
+    params["finetune"]["fine_tune_at"] = 0.65  # a fraction is valid on every backbone
+    validate(params)
+    params["finetune"]["fine_tune_at"] = backbone.layers + 1
+    with pytest.raises(
+        PipelineError, match=f"must be between 0 and {backbone.layers} \\({name}'s layer count\\)"
+    ):
+        validate(params)
+    params["finetune"]["fine_tune_at"] = 0
+    params["data"]["image_size"] = backbone.min_image_size - 1
+    with pytest.raises(PipelineError, match=f"the smallest input {name} takes"):
+        validate(params)
 
 
 def test_unknown_key_suggests_the_close_one():

@@ -2,9 +2,9 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import BINARY
+from tests.conftest import BINARY, FEATURE_SIZE
 from transfer import params, training
-from transfer.model import FEATURE_SIZE, build_head
+from transfer.model import build_head
 from transfer.task import Task
 from transfer.training import (
     compile_model,

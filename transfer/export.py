@@ -13,6 +13,7 @@
   a float interface. The class names are in the file's metadata.
 """
 
+import contextlib
 import json
 import tempfile
 import time
@@ -60,18 +61,26 @@ def export_saved_model(model, task, path):
     (extra / CLASSES_FILE).write_text(classes_json(task))
 
 
-def export_tflite(model, task, path, representative_images=None):
-    """Write a .tflite file: float32, or int8 when representative images are given."""
+@contextlib.contextmanager
+def plain_saved_model(model):
+    """The model as a plain SavedModel (images -> logits) in a temporary folder: what the
+    TFLite converter reads. Traced once for both TFLite files."""
     with tempfile.TemporaryDirectory() as saved_model:
         model.export(saved_model, format="tf_saved_model", verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-        if representative_images is not None:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: (
-                [image[np.newaxis].astype(np.float32)] for image in representative_images
-            )
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        Path(path).write_bytes(with_class_names(converter.convert(), task))
+        yield saved_model
+
+
+def export_tflite(saved_model, task, path, representative_images=None):
+    """Write a .tflite file from plain_saved_model's folder: float32, or int8 when
+    representative images are given."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    if representative_images is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: (
+            [image[np.newaxis].astype(np.float32)] for image in representative_images
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    Path(path).write_bytes(with_class_names(converter.convert(), task))
 
 
 def with_class_names(tflite_bytes, task):

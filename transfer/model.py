@@ -1,27 +1,48 @@
-"""The networks: MobileNetV2 base, the head, and the assembled classifier.
+"""The networks: an ImageNet backbone as the base, the head, and the assembled classifier.
 
-Every model here takes RGB images with values 0-255: the [-1, 1] scaling that
-MobileNetV2 expects is a Rescaling layer inside the model, so a saved model is
-self-contained and safe to load (no Lambda layers).
+Every model here takes RGB images with values 0-255: what a backbone expects
+instead (MobileNetV2's [-1, 1], ResNet's BGR minus the ImageNet mean) is a
+layer inside the model, so a saved model is self-contained and safe to load
+(no Lambda layers). Which backbone, and its facts: transfer/backbones.py.
 """
 
 import math
 from pathlib import Path
 
 import keras
-from keras import layers
+from keras import layers, ops
 
+from transfer.backbones import BACKBONES, CAFFE_BGR_MEAN, DEFAULT, get_backbone
 from transfer.errors import PipelineError, one_line
 
-FEATURE_SIZE = 1280  # MobileNetV2 (alpha 1.0) bottleneck channels
+
+@keras.saving.register_keras_serializable(package="transfer")
+class CaffePreprocessing(layers.Layer):
+    """RGB 0-255 -> BGR minus the ImageNet mean: keras.applications.resnet50.preprocess_input
+    as a layer (a registered class, so safe mode loads it)."""
+
+    def call(self, images):
+        return ops.flip(images, axis=-1) - ops.convert_to_tensor(CAFFE_BGR_MEAN, dtype=images.dtype)
 
 
-def build_base(image_size, weights):
-    """keras.applications.MobileNetV2 without its top, frozen.
+# Backbone.preprocessing -> the layer the project puts in front of the base (None: the base scales itself).
+PREPROCESSING = {
+    "minus_one_one": lambda: layers.Rescaling(1 / 127.5, offset=-1, name="preprocess"),
+    "caffe": lambda: CaffePreprocessing(name="preprocess"),
+    "inside": lambda: None,
+}
 
-    weights: "imagenet" (Keras downloads them once into ~/.keras/models),
-    "none" (random init), or a path to an .h5 weights file.
+
+def build_base(image_size, weights, backbone=DEFAULT):
+    """The backbone's keras.applications network without its top, frozen.
+
+    weights: "imagenet" (Keras downloads its file once into $KERAS_HOME/models,
+    default ~/.keras/models, under Backbone.weights_file_name), "none" (random
+    init), or a path to an .h5 weights file. The registry entry rides along as
+    `base.backbone`, so everything built on this base preprocesses, counts
+    layers and sizes features for the right network.
     """
+    backbone = get_backbone(backbone)
     if weights == "none":
         weights_arg = None
     elif weights == "imagenet":
@@ -30,30 +51,38 @@ def build_base(image_size, weights):
         if not Path(weights).is_file():
             raise PipelineError(f"model.weights: no such weights file: {weights}")
         weights_arg = str(weights)
+    constructor = getattr(keras.applications, backbone.constructor)
     try:
-        base = keras.applications.MobileNetV2(
-            input_shape=(image_size, image_size, 3), include_top=False, weights=weights_arg
-        )
+        base = constructor(input_shape=(image_size, image_size, 3), include_top=False, weights=weights_arg)
     except Exception as error:  # download failures and bad .h5 files come as many types
-        raise PipelineError(f"could not load model.weights = {weights!r}: {one_line(error)}") from None
+        raise PipelineError(
+            f"could not load model.weights = {weights!r} for {backbone.name}: {one_line(error)}"
+        ) from None
     base.trainable = False
+    base.backbone = backbone
     return base
 
 
+def preprocess(base, images):
+    """images (0-255) -> what base expects; the tensor itself when the base scales its own input."""
+    layer = PREPROCESSING[base.backbone.preprocessing]()
+    return images if layer is None else layer(images)
+
+
 def build_feature_extractor(base):
-    """Images (0-255) -> pooled 1280-wide bottleneck features."""
+    """Images (0-255) -> pooled bottleneck features (the backbone's feature_width wide)."""
     size = base.input_shape[1]
     inputs = keras.Input((size, size, 3), name="image")
-    x = layers.Rescaling(1 / 127.5, offset=-1, name="to_minus_one_one")(inputs)
+    x = preprocess(base, inputs)
     x = base(x, training=False)
     outputs = layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(inputs, outputs, name="feature_extractor")
 
 
-def build_head(logit_width=1, dropout=0.0):
+def build_head(logit_width=1, dropout=0.0, feature_width=BACKBONES[DEFAULT].feature_width):
     """Pooled features -> logits: the tutorial's Dense(1) prediction layer for two
     classes, Dense(K) for K (Task.logit_width decides)."""
-    inputs = keras.Input((FEATURE_SIZE,), name="features")
+    inputs = keras.Input((feature_width,), name="features")
     x = layers.Dropout(dropout, name="dropout")(inputs) if dropout > 0 else inputs
     outputs = layers.Dense(logit_width, name="logit")(x)
     return keras.Model(inputs, outputs, name="head")
@@ -80,38 +109,46 @@ def build_augmentation(seed, flip=True, rotation=0.2, zoom=0.0, contrast=0.0):
 
 
 def build_classifier(base, head, augmentation=None):
-    """Images (0-255) -> logits: [augmentation] -> scaling -> base -> pooling -> head."""
+    """Images (0-255) -> logits: [augmentation] -> [preprocessing] -> base -> pooling -> head."""
     size = base.input_shape[1]
     inputs = keras.Input((size, size, 3), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
-    x = layers.Rescaling(1 / 127.5, offset=-1, name="to_minus_one_one")(x)
+    x = preprocess(base, x)
     x = base(x, training=False)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = head(x)
     return keras.Model(inputs, outputs, name="classifier")
 
 
+def first_trainable_layer(base, fine_tune_at):
+    """finetune.fine_tune_at (a layer index, or a fraction of the layers) as an index into base.layers."""
+    index = base.backbone.layer_index(fine_tune_at)
+    if not 0 <= index <= len(base.layers):
+        raise PipelineError(
+            f"finetune.fine_tune_at = {fine_tune_at} is invalid: must be between 0 and "
+            f"{len(base.layers)} ({base.backbone.name}'s layer count) or a fraction in [0, 1]"
+        )
+    return index
+
+
 def unfreeze_top(base, fine_tune_at):
-    """Make base layers from index fine_tune_at up trainable, BatchNorm excluded.
+    """Make base layers from fine_tune_at up trainable, BatchNorm excluded; returns the layer index.
 
     BatchNormalization layers stay frozen (trainable = False, which in Keras 3
     also runs them in inference mode). `base(x, training=False)` alone is not
     enough: Keras 3.15 overrides it when fit() calls the outer model with
     training=True, and the moving statistics then drift.
     """
-    if not 0 <= fine_tune_at <= len(base.layers):
-        raise PipelineError(
-            f"finetune.fine_tune_at = {fine_tune_at} is invalid: must be between 0 and "
-            f"{len(base.layers)} (the base's layer count)"
-        )
+    fine_tune_at = first_trainable_layer(base, fine_tune_at)
     base.trainable = True
     for index, layer in enumerate(base.layers):
         frozen = index < fine_tune_at or isinstance(layer, layers.BatchNormalization)
         layer.trainable = not frozen
+    return fine_tune_at
 
 
 def split_frozen_bottom(classifier, base, fine_tune_at):
-    """Split a classifier at the base's layer fine_tune_at: (bottom, top).
+    """Split a classifier at the base's layer index fine_tune_at: (bottom, top).
 
     bottom: images -> every tensor that layers from fine_tune_at up read from
     below (with residual connections, more than one). Frozen and in inference
@@ -130,7 +167,9 @@ def split_frozen_bottom(classifier, base, fine_tune_at):
 
     size = base.input_shape[1]
     images = keras.Input((size, size, 3), name="image")
-    x = classifier.get_layer("to_minus_one_one")(images)
+    x = images
+    if base.backbone.preprocessing != "inside":  # the classifier's own preprocessing layer, reused
+        x = classifier.get_layer("preprocess")(x)
     bottom = keras.Model(images, base_bottom(x), name="bottom")
     activations = [
         keras.Input(tensor.shape[1:], name=f"activation_{index}") for index, tensor in enumerate(crossing)
@@ -141,15 +180,27 @@ def split_frozen_bottom(classifier, base, fine_tune_at):
     return bottom, top
 
 
-def model_facts(model):
-    """Parameter and variable counts, as the tutorial prints them with summary()."""
+def model_facts(model, base=None):
+    """Parameter and variable counts, as the tutorial prints them with summary(),
+    and with the base, which backbone it is, its layers and feature width."""
     trainable = sum(math.prod(variable.shape) for variable in model.trainable_weights)
     total = model.count_params()
-    return {
+    facts = {
         "total_params": int(total),
         "trainable_params": int(trainable),
         "non_trainable_params": int(total - trainable),
         "trainable_variables": len(model.trainable_variables),
+    }
+    if base is not None:
+        facts.update(base_facts(base))
+    return facts
+
+
+def base_facts(base):
+    return {
+        "backbone": base.backbone.name,
+        "base_layers": len(base.layers),
+        "feature_width": int(base.output_shape[-1]),
     }
 
 

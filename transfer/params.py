@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from transfer.backbones import BACKBONES, get_backbone
 from transfer.errors import PipelineError, one_line
 
 SOURCES = ("tfds", "folder")
@@ -19,8 +20,6 @@ OPTIMIZERS = ("rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
 CLASS_WEIGHTS = ("none", "balanced")
 
-# Smallest input MobileNetV2 accepts.
-MIN_IMAGE_SIZE = 32
 
 
 def _positive_int(value):
@@ -39,8 +38,10 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _image_size(value):
-    return _positive_int(value) and value >= MIN_IMAGE_SIZE
+def _layer_index_or_fraction(value):
+    if isinstance(value, float):
+        return 0 <= value <= 1
+    return _non_negative_int(value)
 
 
 def _fraction_below_one(value):
@@ -85,11 +86,12 @@ SCHEMA = {
         "source": _one_of(SOURCES),
         "path": (_non_empty_string, "a folder path"),
         "tfds_name": (_non_empty_string, "a TensorFlow Datasets name, e.g. cats_vs_dogs or tf_flowers"),
-        "image_size": (_image_size, f"an integer >= {MIN_IMAGE_SIZE}"),
+        "image_size": (_positive_int, "a positive integer, at least the backbone's minimum"),
         "split": (_split, "three positive fractions (train, validation, test) summing to 1"),
         "seed": (_non_negative_int, "an integer >= 0"),
     },
     "model": {
+        "backbone": (_non_empty_string, f"one of {', '.join(BACKBONES)}"),
         "weights": (_non_empty_string, "imagenet, none, or a path to an .h5 weights file"),
     },
     "extract": {
@@ -105,7 +107,10 @@ SCHEMA = {
     },
     "finetune": {
         "epochs": (_positive_int, "a positive integer"),
-        "fine_tune_at": (_non_negative_int, "a layer index of the base, >= 0"),
+        "fine_tune_at": (
+            _layer_index_or_fraction,
+            "a layer index of the base (an integer >= 0) or a fraction of its layers in [0.0, 1.0]",
+        ),
         "learning_rate": (_positive_number, "a positive number"),
         "batch_size": (_positive_int, "a positive integer"),
         "shuffle_buffer": (_positive_int, "a positive integer"),
@@ -175,6 +180,7 @@ def validate(params):
                 raise PipelineError(
                     f"params.yaml: {section}.{key} = {values[key]!r} is invalid: must be {allowed}"
                 )
+    _check_backbone_fits(params)
     for section in ("train_head", "finetune"):
         values = params[section]
         if values["warmup_epochs"] >= values["epochs"]:
@@ -183,6 +189,26 @@ def validate(params):
                 f"must be below {section}.epochs ({values['epochs']})"
             )
     return params
+
+
+def _check_backbone_fits(params):
+    """The backbone exists, takes data.image_size, and has the layer fine_tune_at names."""
+    try:
+        backbone = get_backbone(params["model"]["backbone"])
+    except PipelineError as error:
+        raise PipelineError(f"params.yaml: {error}") from None
+    image_size = params["data"]["image_size"]
+    if image_size < backbone.min_image_size:
+        raise PipelineError(
+            f"params.yaml: data.image_size = {image_size} is invalid: "
+            f"must be at least {backbone.min_image_size}, the smallest input {backbone.name} takes"
+        )
+    fine_tune_at = params["finetune"]["fine_tune_at"]
+    if backbone.layer_index(fine_tune_at) > backbone.layers:
+        raise PipelineError(
+            f"params.yaml: finetune.fine_tune_at = {fine_tune_at} is invalid: must be between 0 and "
+            f"{backbone.layers} ({backbone.name}'s layer count) or a fraction in [0.0, 1.0]"
+        )
 
 
 def load_params(path="params.yaml"):

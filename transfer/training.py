@@ -178,10 +178,10 @@ def fine_tune(
     """
     from transfer.data import image_dataset
     from transfer.features import activation_dataset, cache_activations
-    from transfer.model import split_frozen_bottom
+    from transfer.model import first_trainable_layer, split_frozen_bottom
 
     batch_size, shuffle_buffer = phase_params["batch_size"], phase_params["shuffle_buffer"]
-    fine_tune_at = phase_params["fine_tune_at"]
+    fine_tune_at = first_trainable_layer(base, phase_params["fine_tune_at"])
 
     def train(trained_model, train, validation):
         compile_for_phase(trained_model, task, phase_params, steps_per_epoch(train))

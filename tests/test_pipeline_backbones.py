@@ -1,0 +1,91 @@
+"""End to end with every other backbone: `dvc exp run -S model.backbone=<name>
+-S model.weights=none -S data.image_size=96` runs every stage on a few real
+photos, exports, and `predict` works on the exported TFLite file.
+
+Random weights (only MobileNetV2's ImageNet file exists offline): what is tested
+is that each backbone goes through the real pipeline, not its accuracy.
+"""
+
+import csv
+import io
+import json
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT, copy_shared_subset
+from tests.test_pipeline import STAGES, copy_project, run, set_params, stages_run
+from transfer.backbones import BACKBONES, DEFAULT
+
+pytestmark = pytest.mark.e2e
+
+# MobileNetV2 runs end to end with real weights in test_pipeline.py.
+OTHERS = [name for name in BACKBONES if name != DEFAULT]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, shared_photos):
+    tmp = tmp_path_factory.mktemp("e2e_backbones")
+    photos = copy_shared_subset(tmp / "photos", per_class=12)
+    repo = copy_project(tmp / "repo")
+    set_params(
+        repo,
+        data__source="folder",
+        data__path=str(photos),
+        data__split=[0.5, 0.25, 0.25],
+        train_head__epochs=1,
+        finetune__epochs=1,
+        finetune__fine_tune_at=0.65,  # a fraction: the same depth on every backbone
+        export__calibration_images=4,
+        export__latency_images=1,
+    )
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], repo)
+    return repo, photos
+
+
+def predict_lines(model, photos):
+    result = run([sys.executable, "-m", "transfer", "predict", str(model), str(photos)], PROJECT_ROOT)
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_each_backbone_runs_every_stage_exports_and_predicts(repo, name):
+    repo, photos = repo
+    command = ["dvc", "exp", "run", "-S", f"model.backbone={name}", "-S", "model.weights=none"]
+    result = run([*command, "-S", "data.image_size=96"], repo)
+    assert set(STAGES) - {"prepare"} <= set(stages_run(result.stdout))
+
+    backbone = BACKBONES[name]
+    extract = json.loads((repo / "metrics" / "extract.json").read_text())
+    assert (extract["backbone"], extract["base_layers"], extract["feature_width"]) == (
+        name,
+        backbone.layers,
+        backbone.feature_width,
+    )
+    facts = json.loads((repo / "metrics" / "finetune.json").read_text())["model"]
+    assert facts["backbone"] == name and facts["base_layers"] == backbone.layers
+    assert yaml.safe_load((repo / "params.yaml").read_text())["model"]["backbone"] == name
+
+    # The TFLite file holds the backbone's preprocessing: it takes the photos as they are
+    # and agrees with the Keras model.
+    keras_lines = predict_lines(repo / "models" / "model.keras", photos)
+    tflite_lines = predict_lines(repo / "export" / "model_float32.tflite", photos)
+    assert len(tflite_lines) == 24 and {line["label"] for line in tflite_lines} <= {"cats", "dogs"}
+    np.testing.assert_allclose(dog_probabilities(tflite_lines), dog_probabilities(keras_lines), atol=1e-3)
+
+
+def dog_probabilities(lines):
+    return [line["score"] if line["label"] == "dogs" else 1 - line["score"] for line in lines]
+
+
+def test_dvc_exp_show_sorts_runs_by_backbone(repo):
+    repo, _ = repo
+    shown = run(
+        ["dvc", "exp", "show", "--csv", "--sort-by", "params.yaml:model.backbone", "--sort-order", "asc"],
+        repo,
+    )
+    rows = [row for row in csv.DictReader(io.StringIO(shown.stdout)) if row["Experiment"]]
+    assert [row["model.backbone"] for row in rows] == sorted(OTHERS)
