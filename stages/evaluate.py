@@ -26,6 +26,7 @@ from transfer.metrics import (  # noqa: E402
 )
 from transfer.model import load_model  # noqa: E402
 from transfer.params import load_params  # noqa: E402
+from transfer.runtime import start  # noqa: E402
 from transfer.task import Task  # noqa: E402
 from transfer.training import HISTORY_COLUMNS  # noqa: E402
 
@@ -33,7 +34,12 @@ MISCLASSIFIED_SHOWN = 16
 
 
 def main():
-    config = load_params()["evaluate"]
+    params = load_params()
+    with start(params["runtime"], training=False).scope():
+        evaluate_models(params["evaluate"])
+
+
+def evaluate_models(config):
     batch_size = config["batch_size"]
     task = Task(read_meta("data/prepared")["class_names"])
     features, head_labels = load_features("data/features", "test")

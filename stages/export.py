@@ -22,9 +22,10 @@ from transfer.export import (  # noqa: E402
     serving_probabilities,
 )
 from transfer.io import atomic_path, write_json  # noqa: E402
-from transfer.model import load_model  # noqa: E402
+from transfer.model import computing_in_float32, load_model  # noqa: E402
 from transfer.params import load_params  # noqa: E402
 from transfer.predict import CLASSES_FILE, TFLiteModel, read_class_names  # noqa: E402
+from transfer.runtime import start  # noqa: E402
 from transfer.task import Task  # noqa: E402
 
 
@@ -38,7 +39,12 @@ def first_images(split, count):
 
 
 def main():
-    config = load_params()["export"]
+    params = load_params()
+    with start(params["runtime"], training=False).scope():
+        export_model(params["export"])
+
+
+def export_model(config):
     model = load_model("models/model.keras")
     task = Task(read_class_names("models/model.keras"))
     test = list(read_shards("data/prepared", "test"))
@@ -57,7 +63,7 @@ def main():
         out.mkdir()
         (out / CLASSES_FILE).write_text(classes_json(task))
         export_saved_model(model, task, out / "saved_model")
-        with plain_saved_model(model) as saved_model:
+        with plain_saved_model(computing_in_float32(model)) as saved_model:
             export_tflite(saved_model, task, out / "model_float32.tflite")
             calibration = first_images("train", config["calibration_images"])
             export_tflite(saved_model, task, out / "model_int8.tflite", calibration)

@@ -10,16 +10,18 @@ from transfer.features import extract_all  # noqa: E402
 from transfer.io import atomic_path, write_json  # noqa: E402
 from transfer.model import base_facts, build_base, build_feature_extractor  # noqa: E402
 from transfer.params import load_params  # noqa: E402
+from transfer.runtime import start  # noqa: E402
 
 
 def main():
     params = load_params()
     model = params["model"]
-    base = build_base(params["data"]["image_size"], model["weights"], model["backbone"])
-    extractor = build_feature_extractor(base)
-    with atomic_path("data/features") as features:
-        features.mkdir()
-        counts = extract_all(extractor, "data/prepared", features, params["extract"]["batch_size"])
+    with start(params["runtime"], training=False).scope():
+        base = build_base(params["data"]["image_size"], model["weights"], model["backbone"])
+        extractor = build_feature_extractor(base)
+        with atomic_path("data/features") as features:
+            features.mkdir()
+            counts = extract_all(extractor, "data/prepared", features, params["extract"]["batch_size"])
     write_json(
         "metrics/extract.json",
         {

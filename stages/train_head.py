@@ -12,6 +12,7 @@ from transfer.features import feature_class_names, load_features  # noqa: E402
 from transfer.io import atomic_path, write_csv, write_json  # noqa: E402
 from transfer.model import build_head, model_facts  # noqa: E402
 from transfer.params import load_params  # noqa: E402
+from transfer.runtime import start  # noqa: E402
 from transfer.task import Task, class_weights  # noqa: E402
 from transfer.training import (  # noqa: E402
     HISTORY_COLUMNS,
@@ -28,6 +29,7 @@ from transfer.training import (  # noqa: E402
 def main():
     params = load_params()
     config, seed = params["train_head"], params["data"]["seed"]
+    runtime = start(params["runtime"])
     seed_everything(seed)
     task = Task(feature_class_names("data/features"))
     train_features, train_labels = load_features("data/features", "train")
@@ -37,20 +39,23 @@ def main():
     validation = feature_dataset(*load_features("data/features", "validation"), config["batch_size"])
     class_counts = np.bincount(train_labels.astype(np.int64), minlength=task.num_classes).tolist()
 
-    head = build_head(task.logit_width, config["dropout"], feature_width=train_features.shape[1])
-    compile_for_phase(head, task, config, steps_per_epoch(train))
-    initial = evaluate(head, validation)
-    print(f"initial loss: {initial['loss']:.2f}, initial accuracy: {initial['accuracy']:.2f}")
-    history = fit(
-        head,
-        train,
-        validation,
-        0,
-        config["epochs"],
-        phase="head",
-        early_stopping=config["early_stopping"],
-        class_weight=class_weights(class_counts, config["class_weight"]),
-    )
+    with runtime.scope():
+        head = build_head(task.logit_width, config["dropout"], feature_width=train_features.shape[1])
+        compile_for_phase(head, task, config, steps_per_epoch(train))
+        initial = evaluate(head, validation)
+        print(f"initial loss: {initial['loss']:.2f}, initial accuracy: {initial['accuracy']:.2f}")
+        history = fit(
+            head,
+            train,
+            validation,
+            0,
+            config["epochs"],
+            phase="head",
+            early_stopping=config["early_stopping"],
+            class_weight=class_weights(class_counts, config["class_weight"]),
+        )
+    if not runtime.is_chief:
+        return  # the chief writes the outputs
 
     with atomic_path("models/head.keras") as path:
         head.save(path)

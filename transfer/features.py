@@ -31,7 +31,7 @@ def extract_split(extractor, prepared_dir, split, out_dir, batch_size):
     labels = np.empty(count, dtype=np.float32)
     done = 0
     for images, batch_labels, _, real in fixed_batches(prepared_dir, split, batch_size):
-        features[done : done + real] = np.asarray(extractor.predict_on_batch(images))[:real]
+        features[done : done + real] = np.asarray(extractor.predict_on_batch(images), np.float32)[:real]
         labels[done : done + real] = batch_labels
         done += real
     features.flush()
@@ -97,7 +97,8 @@ def cache_activations(bottom, prepared_dir, split, out_dir, batch_size):
         outputs = bottom.predict_on_batch(images)
         if not isinstance(outputs, (list, tuple)):  # a cut crossed by a single tensor
             outputs = [outputs]
-        arrays = {f"activation_{i}": np.asarray(output)[:count] for i, output in enumerate(outputs)}
+        # float32 on disk whatever the compute precision (mixed bfloat16 gives bfloat16).
+        arrays = {f"activation_{i}": np.asarray(out, np.float32)[:count] for i, out in enumerate(outputs)}
         np.savez(out_dir / f"{split}-{index:05d}.npz", labels=labels.astype(np.float32), **arrays)
 
 

@@ -81,11 +81,14 @@ def build_feature_extractor(base):
 
 def build_head(logit_width=1, dropout=0.0, feature_width=BACKBONES[DEFAULT].feature_width):
     """Pooled features -> logits: the tutorial's Dense(1) prediction layer for two
-    classes, Dense(K) for K (Task.logit_width decides)."""
+    classes, Dense(K) for K (Task.logit_width decides).
+
+    float32 even under a mixed-precision policy: the logits, and so the loss,
+    stay in full precision (Keras's advice; the head is tiny)."""
     inputs = keras.Input((feature_width,), name="features")
-    x = layers.Dropout(dropout, name="dropout")(inputs) if dropout > 0 else inputs
-    outputs = layers.Dense(logit_width, name="logit")(x)
-    return keras.Model(inputs, outputs, name="head")
+    x = layers.Dropout(dropout, name="dropout", dtype="float32")(inputs) if dropout > 0 else inputs
+    outputs = layers.Dense(logit_width, name="logit", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="head", dtype="float32")
 
 
 def build_augmentation(seed, flip=True, rotation=0.2, zoom=0.0, contrast=0.0):
@@ -178,6 +181,29 @@ def split_frozen_bottom(classifier, base, fine_tune_at):
     x = classifier.get_layer("pool")(x)
     top = keras.Model(activations, classifier.get_layer("head")(x), name="top")
     return bottom, top
+
+
+def computing_in_float32(model):
+    """The model, or under mixed precision a copy with the same weights that computes in
+    float32: TFLite cannot convert bfloat16 or float16 convolutions. Mixed precision keeps
+    its variables in float32, so nothing is lost."""
+
+    def float32_policies(value):
+        if isinstance(value, dict):
+            if value.get("class_name") == "DTypePolicy" and value["config"]["name"].startswith("mixed_"):
+                return {**value, "config": {**value["config"], "name": "float32"}}
+            return {key: float32_policies(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [float32_policies(item) for item in value]
+        return value
+
+    serialized = keras.saving.serialize_keras_object(model)
+    converted = float32_policies(serialized)
+    if converted == serialized:
+        return model
+    copy = keras.saving.deserialize_keras_object(converted)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def model_facts(model, base=None):

@@ -1,0 +1,232 @@
+"""params.yaml `runtime`: the defaults change nothing on a CPU; mirrored over two
+logical CPUs and multi-worker over two loopback processes train what one device
+trains; bfloat16 trains, evaluates and exports.
+
+Everything distributed runs in fresh processes: logical devices, thread pools
+and MultiWorkerMirroredStrategy can only be set up before TensorFlow starts.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT, default_params, make_image_folder, write_params
+from transfer.errors import PipelineError
+from transfer.params import validate
+from transfer.runtime import Runtime, is_chief_task, make_strategy, resolve_precision, start
+
+LOOPBACK = "127.0.0.1"  # the only address these tests ever talk to
+
+
+def run(command, cwd, env=None):
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def test_the_defaults_change_nothing_on_a_cpu():
+    import keras
+    import tensorflow as tf
+
+    runtime = start({"strategy": "auto", "mixed_precision": "auto", "threads": 0})
+    assert isinstance(runtime, Runtime)
+    assert runtime.strategy is tf.distribute.get_strategy()  # the default strategy
+    assert runtime.replicas == 1 and runtime.precision == "off" and runtime.is_chief
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_auto_precision_is_off_without_gpus_and_names_pass_through():
+    assert resolve_precision("auto", []) == "off"
+    assert resolve_precision("bfloat16", []) == "bfloat16"
+
+
+def test_inference_stages_run_multi_worker_on_the_chief_alone():
+    import tensorflow as tf
+
+    assert make_strategy("multi_worker", training=False) is tf.distribute.get_strategy()
+
+
+@pytest.mark.parametrize(
+    "tf_config, chief",
+    [
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
+        ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}, True),
+        ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, False),
+    ],
+)
+def test_only_the_chief_writes(tf_config, chief):
+    assert is_chief_task(tf_config) is chief
+
+
+def test_threads_set_tensorflows_thread_pools():
+    script = (
+        "import transfer, tensorflow as tf\n"
+        "from transfer.runtime import start\n"
+        "start({'strategy': 'auto', 'mixed_precision': 'auto', 'threads': 1})\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+        " tf.config.threading.get_inter_op_parallelism_threads())\n"
+    )
+    result = run([sys.executable, "-c", script], PROJECT_ROOT)
+    assert result.stdout.split()[-2:] == ["1", "1"]
+
+
+def test_mirrored_on_two_logical_cpus_trains_the_same_weights_as_one_device(tmp_path, shared_weights):
+    run([sys.executable, "-m", "tests.mirrored_check", str(tmp_path), str(shared_weights)], PROJECT_ROOT)
+    one, mirrored = np.load(tmp_path / "default.npz"), np.load(tmp_path / "mirrored.npz")
+    assert (int(one["replicas"]), int(mirrored["replicas"])) == (1, 2)
+    names = [name for name in one.files if name != "replicas"]
+    # Same global batches, gradients all-reduced over two replicas: equal to float32 rounding.
+    for name in names:
+        np.testing.assert_allclose(mirrored[name], one[name], rtol=0, atol=1e-6, err_msg=name)
+    # Both phases really trained: fine-tuning moved the head's kernel on.
+    head_kernel = one["head_0"]
+    fine_tuned_kernel = next(
+        one[name] for name in names if name.startswith("model_") and one[name].shape == head_kernel.shape
+    )
+    assert np.abs(fine_tuned_kernel - head_kernel).max() > 1e-4
+
+
+# A small stage workspace: the project's code and params, generated photos, 32 px.
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, shared_weights):
+    root = tmp_path_factory.mktemp("runtime")
+    images = make_image_folder(root / "images", per_class=20)
+    work = root / "work"
+    for name in ("stages", "transfer"):
+        shutil.copytree(PROJECT_ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+    write_params(
+        work / "params.yaml",
+        data__source="folder",
+        data__path=str(images),
+        data__image_size=32,
+        data__split=[0.6, 0.2, 0.2],
+        model__weights=str(shared_weights),
+        train_head__epochs=2,
+        train_head__learning_rate=0.001,
+        train_head__batch_size=8,
+        finetune__epochs=1,
+        finetune__fine_tune_at=120,
+        finetune__batch_size=8,
+        export__calibration_images=8,
+        export__latency_images=1,
+    )
+    for stage in ("prepare", "extract"):
+        run([sys.executable, f"stages/{stage}.py"], work)
+    return work
+
+
+def copy_workspace(workspace, destination, **runtime):
+    shutil.copytree(workspace, destination)
+    params = yaml.safe_load((destination / "params.yaml").read_text())
+    params["runtime"].update(runtime)
+    (destination / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return destination
+
+
+@pytest.fixture(scope="module")
+def one_device(workspace, tmp_path_factory):
+    work = copy_workspace(workspace, tmp_path_factory.mktemp("one") / "work")
+    for stage in ("train_head", "finetune", "evaluate", "export"):
+        run([sys.executable, f"stages/{stage}.py"], work)
+    return work
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind((LOOPBACK, 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+# Keras 3.15's fit under MultiWorkerMirroredStrategy: one worker script per process.
+MULTI_WORKER_FIT = """
+import sys
+import transfer
+import numpy as np
+from tests.conftest import BINARY
+from transfer.model import build_head
+from transfer.runtime import make_strategy
+from transfer.training import compile_model, feature_dataset, seed_everything
+
+strategy = make_strategy("multi_worker")
+seed_everything(0)
+rng = np.random.default_rng(0)
+labels = (np.arange(32) % 2).astype(np.float32)
+features = rng.normal(size=(32, 1280)).astype(np.float32)
+with strategy.scope():
+    head = build_head()
+    compile_model(head, BINARY, 0.001)
+    head.fit(feature_dataset(features, labels, 8, shuffle_buffer=1), epochs=1, verbose=0)
+print("trained", head.get_weights()[0].sum())
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Keras 3.15 fit cannot run under MultiWorkerMirroredStrategy: its symbolic build reduces "
+    "an (x, y) batch and its metric logs reduce scalars over axis 0; runtime.strategy multi_worker is "
+    "refused until this passes",
+)
+def test_keras_fit_runs_on_two_loopback_workers():
+    workers = [f"{LOOPBACK}:{port}" for port in free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config)}
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", MULTI_WORKER_FIT],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    results = [process.communicate(timeout=300) for process in processes]
+    assert all(process.returncode == 0 for process in processes), results[0][1][-2000:]
+
+
+def test_multi_worker_is_refused_before_any_work():
+    params = default_params()
+    params["runtime"]["strategy"] = "multi_worker"
+    with pytest.raises(PipelineError, match="runtime.strategy = multi_worker is not available"):
+        validate(params)
+
+
+def test_bfloat16_trains_evaluates_and_exports_close_to_float32(workspace, one_device, tmp_path):
+    from transfer.data import read_shards
+    from transfer.model import load_model
+    from transfer.predict import TFLiteModel
+
+    work = copy_workspace(workspace, tmp_path / "work", mixed_precision="bfloat16")
+    for stage in ("train_head", "finetune", "evaluate", "export"):
+        run([sys.executable, f"stages/{stage}.py"], work)
+    model = load_model(work / "models" / "model.keras")
+    assert model.get_layer("head").get_layer("logit").dtype_policy.name == "float32"
+    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in model.layers}  # the base
+
+    images = np.concatenate([shard[0] for shard in read_shards(work / "data" / "prepared", "test")])
+    bfloat16 = 1 / (1 + np.exp(-np.asarray(model.predict(images, verbose=0), np.float32)))
+    float32 = 1 / (1 + np.exp(-load_model(one_device / "models" / "model.keras").predict(images, verbose=0)))
+    np.testing.assert_allclose(bfloat16, float32, atol=0.05)  # bfloat16 keeps 8 bits of mantissa
+
+    evaluation = json.loads((work / "metrics" / "eval.json").read_text())
+    assert 0 <= evaluation["finetuned"]["accuracy"] <= 1
+    for name in ("float32", "int8"):
+        tflite = TFLiteModel(work / "export" / f"model_{name}.tflite")
+        logits = tflite.logits(images.astype(np.float32))
+        assert logits.shape == (len(images), 1) and np.isfinite(logits).all()
+    exported = json.loads((work / "metrics" / "export.json").read_text())
+    assert exported["tflite_float32"]["accuracy"] == pytest.approx(exported["keras"]["accuracy"], abs=0.2)
