@@ -1,6 +1,6 @@
 """Speed and memory of the pipeline against its ceilings and against the tutorial's way.
 
-    python benchmarks/run.py [--repeats 3] [--skip memory,tutorial-full] [--out benchmarks/results.json]
+    python benchmarks/run.py [--repeats 3] [--skip scale,tutorial-full] [--out benchmarks/results.json]
 
 Everything runs on the same photos and machine; A and B are timed
 interleaved, several times, and medians are reported. Figures:
@@ -15,7 +15,9 @@ interleaved, several times, and medians are reported. Figures:
               whole processes, at 2 and 10 epochs
   backbones   extract images/s of each registered backbone at 224 px (random
               weights: speed does not depend on them), on 256 of the photos
-  memory      peak RSS of each stage on the photos and on a set 4x larger
+  scale       every stage at the seed's defaults on 1x, 4x and 10x the photos
+              (the extra ones mirrored, cropped and rotated): time per photo
+              and peak RSS against the 1x run
   pipeline    whole `dvc repro` at 160 px, 10 + 10 epochs, empty cache, vs the
               tutorial's way as one uncached script
 """
@@ -229,41 +231,69 @@ def bench_head(repo, photos, weights, size, repeats, epochs_list=(2, 10)):
     return results
 
 
+def _crop(image, left=True):
+    dx, dy = image.width // 10, image.height // 10
+    return image.crop(
+        (dx, dy, image.width, image.height) if left else (0, 0, image.width - dx, image.height - dy)
+    )
+
+
+# Distinct photos made from one: the first four are those the 4x set has always used.
+VARIANTS = [
+    lambda image: image,
+    ImageOps.mirror,
+    _crop,
+    lambda image: image.rotate(8, expand=False),
+    lambda image: image.rotate(-8, expand=False),
+    lambda image: _crop(ImageOps.mirror(image)),
+    lambda image: ImageOps.mirror(image).rotate(8, expand=False),
+    lambda image: ImageOps.mirror(image).rotate(-8, expand=False),
+    lambda image: _crop(image, left=False),
+    lambda image: _crop(ImageOps.mirror(image), left=False),
+]
+
+
 def make_larger_set(photos, destination, factor=4):
-    """factor x the photos: originals, mirrors, crops and small rotations, as JPEGs."""
-    variants = [
-        lambda image: image,
-        ImageOps.mirror,
-        lambda image: image.crop((image.width // 10, image.height // 10, image.width, image.height)),
-        lambda image: image.rotate(8, expand=False),
-    ][:factor]
+    """factor x the photos (up to 10): originals, mirrors, crops and small rotations, as JPEGs."""
     for path in sorted(Path(photos).rglob("*.jpg")):
         relative = path.relative_to(photos)
         with Image.open(path) as image:
             image = image.convert("RGB")
-            for index, variant in enumerate(variants):
+            for index, variant in enumerate(VARIANTS[:factor]):
                 target = destination / relative.parent / f"{relative.stem}-v{index}.jpg"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 variant(image).save(target, quality=92)
     return destination
 
 
-def bench_memory(work, photos, weights):
+SCALE_FACTORS = (1, 4, 10)
+
+
+def bench_scale(work, photos, weights, factors=SCALE_FACTORS):
+    """Every stage at the seed's defaults (100 px, 2 + 2 epochs) on 1x, 4x and 10x the photos:
+    seconds and peak RSS per stage, and against the 1x run, time per photo and RSS growth."""
     results = {}
-    larger = make_larger_set(photos, work / "photos4x")
-    for name, folder in (("photos", photos), ("photos_x4", larger)):
+    for factor in factors:
+        folder = photos if factor == 1 else make_larger_set(photos, work / f"photos{factor}x", factor)
         repo = make_repo(
-            work / f"memory-{name}",
+            work / f"scale-{factor}x",
             {"data.source": "folder", "data.path": str(folder), "model.weights": str(weights)},
         )
-        results[name] = {}
+        results[f"x{factor}"] = {"photos": sum(1 for _ in Path(folder).rglob("*.jpg"))}
         for stage in STAGES:
             seconds, peak = peak_rss_mb([sys.executable, f"stages/{stage}.py"], repo)
-            results[name][stage] = {"peak_rss_mb": round(peak, 1), "seconds": round(seconds, 1)}
-    results["growth"] = {
-        stage: results["photos_x4"][stage]["peak_rss_mb"] / results["photos"][stage]["peak_rss_mb"] - 1
-        for stage in STAGES
-    }
+            results[f"x{factor}"][stage] = {"peak_rss_mb": round(peak, 1), "seconds": round(seconds, 1)}
+        print("scale", factor, json.dumps(results[f"x{factor}"]), flush=True)
+    one = results["x1"]
+    for factor in factors[1:]:
+        run = results[f"x{factor}"]
+        scale = run["photos"] / one["photos"]
+        run["time_per_photo_vs_x1"] = {
+            stage: run[stage]["seconds"] / scale / one[stage]["seconds"] for stage in STAGES
+        }
+        run["rss_growth_vs_x1"] = {
+            stage: run[stage]["peak_rss_mb"] / one[stage]["peak_rss_mb"] - 1 for stage in STAGES
+        }
     return results
 
 
@@ -312,7 +342,7 @@ def main():
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated: extract,finetune,backbones,head,memory,pipeline,tutorial-full",
+        help="comma-separated: extract,finetune,backbones,head,scale,pipeline,tutorial-full",
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     args = parser.parse_args()
@@ -343,9 +373,8 @@ def main():
             }
             results["head"] = bench_head(make_repo(work / "head", params), photos, weights, 160, args.repeats)
             print("head", json.dumps(results["head"]), flush=True)
-        if "memory" not in skip:
-            results["memory"] = bench_memory(work, photos, weights)
-            print("memory", json.dumps(results["memory"]), flush=True)
+        if "scale" not in skip:
+            results["scale"] = bench_scale(work, photos, weights)
         if "pipeline" not in skip:
             results["pipeline"] = bench_pipeline(work, photos, weights, "tutorial-full" not in skip)
             print("pipeline", json.dumps(results["pipeline"]), flush=True)
@@ -394,15 +423,26 @@ def print_table(results):
                     goal,
                 )
             )
-    if "memory" in results:
+    for factor in SCALE_FACTORS[1:]:
+        run = results.get("scale", {}).get(f"x{factor}")
+        if not run:
+            continue
         for stage in STAGES:
-            m = results["memory"]
             rows.append(
                 (
-                    f"peak RSS {stage} (MB)",
-                    f"{m['photos'][stage]['peak_rss_mb']:.0f}",
-                    f"{m['photos_x4'][stage]['peak_rss_mb']:.0f} (4x photos)",
-                    f"{m['growth'][stage]:+.0%}",
+                    f"{stage} at {factor}x photos: time/photo vs 1x",
+                    f"{run['time_per_photo_vs_x1'][stage]:.2f}",
+                    f"{run[stage]['seconds']:.0f} s ({results['scale']['x1'][stage]['seconds']:.0f} s at 1x)",
+                    "",
+                    "<= 1.15",
+                )
+            )
+            rows.append(
+                (
+                    f"{stage} at {factor}x photos: peak RSS (MB)",
+                    f"{run[stage]['peak_rss_mb']:.0f}",
+                    f"{results['scale']['x1'][stage]['peak_rss_mb']:.0f} (1x)",
+                    f"{run['rss_growth_vs_x1'][stage]:+.0%}",
                     "<= +15%",
                 )
             )

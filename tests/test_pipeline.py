@@ -5,14 +5,12 @@ A few hundred of the shared cats and dogs photos, the shared ImageNet weights,
 """
 
 import csv
-import io
 import json
 import math
 import re
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -348,36 +346,3 @@ def test_the_accuracy_levers_flow_through_the_pipeline(repo):
     assert "augmentation" not in [layer.name for layer in load_model(repo / "models" / "model.keras").layers]
     exported = json.loads((repo / "metrics" / "export.json").read_text())
     assert exported["tflite_float32"]["accuracy"] == pytest.approx(exported["keras"]["accuracy"], abs=0.005)
-
-
-def test_a_queued_sweep_compares_experiments(repo):
-    repo, _ = repo
-    run(["git", "reset", "--hard", "-q"], repo)
-    run(["dvc", "checkout", "--force"], repo)
-    run(["dvc", "exp", "run", "--queue", "-S", "finetune.fine_tune_at=80,120"], repo)
-    run(["dvc", "queue", "start"], repo)
-    for _ in range(300):
-        status = run(["dvc", "queue", "status"], repo).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(2)
-    assert status.count("Success") == 2, status
-
-    table = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], repo).stdout)))
-    experiments = [
-        row for row in table if row["Experiment"] and row["finetune.fine_tune_at"] in ("80", "120")
-    ]
-    assert sorted(row["finetune.fine_tune_at"] for row in experiments) == ["120", "80"]
-    assert all(row["finetuned.accuracy"] and row["head.accuracy"] for row in experiments)
-    first, second = (row["Experiment"] for row in experiments)
-
-    diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json", first, second], repo).stdout)
-    accuracy = diff["metrics/eval.json"]["finetuned.accuracy"]
-    assert 0 < accuracy["old"] <= 1 and 0 < accuracy["new"] <= 1
-    plots = json.loads(run(["dvc", "plots", "diff", "--json", first, second], repo).stdout)
-    for name in ("confusion", "roc", "precision_recall", "loss", "accuracy"):
-        revisions = {point["rev"] for point in plot_values(plots, name)}
-        assert revisions == {first, second}, name
-
-    run(["dvc", "exp", "apply", second], repo)
-    assert yaml.safe_load((repo / "params.yaml").read_text())["finetune"]["fine_tune_at"] in (80, 120)

@@ -172,17 +172,17 @@ def test_the_tfds_source_builds_the_same_pipeline_for_tf_flowers(repo, tmp_path)
     repo, _, _ = repo
     (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
     env_prefix = ["env", f"PYTHONPATH={tmp_path}", "TRANSFER_TEST_TFDS_MOCK=60"]
+    # Up to the head: what follows is the same code the folder run above already went through.
     command = [*env_prefix, "dvc", "exp", "run", "-S", "data.source=tfds", "-S", "data.tfds_name=tf_flowers"]
-    result = run(command, repo)
-    assert stages_run(result.stdout) == STAGES
+    result = run([*command, "train_head"], repo)
+    assert stages_run(result.stdout) == STAGES[:3]
     meta = json.loads((repo / "data" / "prepared" / "meta.json").read_text())
     assert meta["source"] == "tfds:tf_flowers"
     assert sorted(meta["class_names"]) == FLOWERS  # tf_flowers' own label order
-    evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
-    assert evaluation["classes"] == 5 and set(evaluation["finetuned"]["per_class"]) == set(
-        meta["class_names"]
+    assert load_model(repo / "models" / "head.keras").output_shape == (None, 5)
+    assert (
+        json.loads((repo / "data" / "features" / "classes.json").read_text())["class_names"]
+        == meta["class_names"]
     )
-    assert load_model(repo / "models" / "model.keras").output_shape == (None, 5)
-    assert json.loads((repo / "export" / "classes.json").read_text())["class_names"] == meta["class_names"]
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert lock["stages"]["prepare"]["params"]["params.yaml"]["data.tfds_name"] == "tf_flowers"

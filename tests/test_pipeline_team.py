@@ -1,0 +1,140 @@
+"""End to end, as a team works: a queued sweep run two at a time (`dvc queue
+start -j 2`) gives exactly what each experiment gives alone and compares with
+`dvc exp show`, `dvc metrics diff` and `dvc plots diff`; and the shared cache
+round trip — a local-directory DVC remote and a bare git remote: push, a fresh
+clone, pull, nothing to rerun, the same predictions.
+"""
+
+import csv
+import io
+import json
+import shutil
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT, copy_shared_subset
+from tests.test_pipeline import copy_project, plot_values, run, set_params, stages_run
+
+pytestmark = pytest.mark.e2e
+
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+SWEEP = ("80", "120")  # finetune.fine_tune_at
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, shared_photos, shared_weights):
+    tmp = tmp_path_factory.mktemp("e2e_team")
+    photos = copy_shared_subset(tmp / "photos", per_class=50)
+    repo = copy_project(tmp / "repo")
+    set_params(
+        repo,
+        data__source="folder",
+        data__path=str(photos),
+        data__image_size=96,
+        data__split=[0.6, 0.2, 0.2],
+        model__weights=str(shared_weights),
+        train_head__epochs=3,
+        train_head__learning_rate=0.001,
+        finetune__epochs=1,
+        export__calibration_images=20,
+        export__latency_images=1,
+        runtime__threads=1,  # two experiments at a time on two cores: one thread each
+    )
+    run(["git", "add", "-A"], repo)
+    run([*GIT, "commit", "-qm", "project"], repo)
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run([*GIT, "commit", "-qm", "first run"], repo)
+    return repo
+
+
+def eval_metrics_by_experiment(repo):
+    """{fine_tune_at: (experiment name, eval.json)} of the experiments in `dvc exp show`."""
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    found = {}
+    for baseline in shown:
+        for experiment in baseline.get("experiments") or []:
+            for revision in experiment["revs"]:
+                data = revision["data"]
+                fine_tune_at = str(data["params"]["params.yaml"]["data"]["finetune"]["fine_tune_at"])
+                evaluation = data["metrics"]["metrics/eval.json"]["data"]
+                found[fine_tune_at] = (revision["name"], evaluation)
+    return found
+
+
+def test_two_queued_experiments_at_once_give_what_each_gives_alone(repo):
+    run(["dvc", "exp", "run", "--queue", "-S", f"finetune.fine_tune_at={','.join(SWEEP)}"], repo)
+    run(["dvc", "queue", "start", "-j", "2"], repo)
+    for _ in range(300):
+        status = run(["dvc", "queue", "status"], repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    assert status.count("Success") == 2, status
+    queued = eval_metrics_by_experiment(repo)
+    assert set(queued) == set(SWEEP)
+
+    # Alone, one after the other, in the workspace. Without DVC's run cache,
+    # which would otherwise restore the queued runs' outputs instead of running.
+    shutil.rmtree(repo / ".dvc" / "cache" / "runs")
+    for fine_tune_at in SWEEP:
+        alone = run(["dvc", "exp", "run", "-S", f"finetune.fine_tune_at={fine_tune_at}"], repo)
+        assert stages_run(alone.stdout) == ["finetune", "evaluate", "export"]
+        evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
+        assert evaluation == queued[fine_tune_at][1], fine_tune_at
+
+
+def test_the_sweep_compares_in_exp_show_metrics_diff_and_plots_diff(repo):
+    table = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], repo).stdout)))
+    experiments = [row for row in table if row["Experiment"] and row["finetune.fine_tune_at"] in SWEEP]
+    assert sorted({row["finetune.fine_tune_at"] for row in experiments}) == sorted(SWEEP)
+    assert all(row["finetuned.accuracy"] and row["head.accuracy"] for row in experiments)
+    queued = eval_metrics_by_experiment(repo)
+    first, second = (queued[fine_tune_at][0] for fine_tune_at in SWEEP)
+
+    diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json", first, second], repo).stdout)
+    accuracy = diff["metrics/eval.json"]["finetuned.accuracy"]
+    assert 0 < accuracy["old"] <= 1 and 0 < accuracy["new"] <= 1
+    plots = json.loads(run(["dvc", "plots", "diff", "--json", first, second], repo).stdout)
+    for name in ("confusion", "roc", "precision_recall", "loss", "accuracy"):
+        assert {point["rev"] for point in plot_values(plots, name)} == {first, second}, name
+
+    run(["dvc", "exp", "apply", second], repo)
+    assert yaml.safe_load((repo / "params.yaml").read_text())["finetune"]["fine_tune_at"] == int(SWEEP[1])
+
+
+def predictions(model, photos):
+    result = run([sys.executable, "-m", "transfer", "predict", str(model), str(photos)], PROJECT_ROOT)
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_a_shared_remote_round_trip(repo, tmp_path):
+    run(["git", "checkout", "-q", "--", "."], repo)
+    run(["dvc", "checkout", "--force"], repo)
+    storage, origin = tmp_path / "dvc-storage", tmp_path / "origin.git"
+    run(["git", "init", "-q", "--bare", str(origin)], tmp_path)
+    run(["dvc", "remote", "add", "-d", "storage", str(storage)], repo)
+    run(["git", "add", ".dvc/config"], repo)
+    run([*GIT, "commit", "-qm", "shared DVC remote"], repo)
+    run(["git", "remote", "add", "origin", str(origin)], repo)
+    run(["git", "push", "-q", "origin", "HEAD:main"], repo)
+    run(["dvc", "push"], repo)
+    experiment = eval_metrics_by_experiment(repo)[SWEEP[0]][0]
+    run(["dvc", "exp", "push", "origin", experiment], repo)
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", "-b", "main", str(origin), str(clone)], tmp_path)
+    run(["dvc", "pull"], clone)
+    status = run(["dvc", "status"], clone).stdout
+    assert "up to date" in status, status
+    assert stages_run(run(["dvc", "repro"], clone).stdout) == []
+    photos = yaml.safe_load((repo / "params.yaml").read_text())["data"]["path"]
+    assert predictions(clone / "models" / "model.keras", photos) == predictions(
+        repo / "models" / "model.keras", photos
+    )
+
+    run(["dvc", "exp", "pull", "origin", experiment], clone)
+    assert experiment in run(["dvc", "exp", "list", "--all-commits", "--name-only"], clone).stdout
