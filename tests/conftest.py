@@ -28,6 +28,19 @@ def binary_metrics(labels, logits):
     return classification_metrics(BINARY, labels, logits)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run the tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def make_image(path, color, size=(40, 30), mode="RGB", fmt=None, noise_seed=0):
     """A small image of one dominant colour with some noise, written to path."""
     rng = np.random.default_rng(noise_seed)

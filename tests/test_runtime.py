@@ -134,7 +134,7 @@ def copy_workspace(workspace, destination, **runtime):
 @pytest.fixture(scope="module")
 def one_device(workspace, tmp_path_factory):
     work = copy_workspace(workspace, tmp_path_factory.mktemp("one") / "work")
-    for stage in ("train_head", "finetune", "evaluate", "export"):
+    for stage in ("train_head", "finetune"):
         run([sys.executable, f"stages/{stage}.py"], work)
     return work
 

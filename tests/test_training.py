@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.conftest import BINARY, FEATURE_SIZE
 from transfer import params, training
@@ -270,3 +271,23 @@ def test_k_class_label_smoothing_bounds_the_true_class_probability():
 
     assert typical_true_probability(0.3) == pytest.approx(1 - 0.3 + 0.3 / 3, abs=0.07)
     assert typical_true_probability(0.0) > 0.99
+
+
+def test_feature_dataset_streams_the_batches_from_tensor_slices_would_give(tmp_path):
+    # The memory-mapped stream must not change the head: same elements, same shuffle.
+    features, labels = separable_features(300)
+    np.save(tmp_path / "features.npy", features)
+    mapped = np.load(tmp_path / "features.npy", mmap_mode="r")
+    seed_everything(0)
+    reference = (
+        tf.data.Dataset.from_tensor_slices((features, labels))
+        .shuffle(100, seed=3, reshuffle_each_iteration=True)
+        .batch(32)
+    )
+    seed_everything(0)
+    streamed = feature_dataset(mapped, labels, 32, shuffle_buffer=100, seed=3, chunk=64)
+    assert streamed.cardinality() == reference.cardinality()
+    for _ in range(2):  # two epochs: the reshuffle too
+        for (want_x, want_y), (got_x, got_y) in zip(reference, streamed, strict=True):
+            np.testing.assert_array_equal(got_x, want_x)
+            np.testing.assert_array_equal(got_y, want_y)

@@ -66,7 +66,7 @@ def feature_class_names(features_dir):
 
 
 def load_features(features_dir, split):
-    """(features, labels) of one split, as arrays."""
+    """(features, labels) of one split: features memory-mapped (read as they are used), labels in memory."""
     features_dir = Path(features_dir)
     paths = [features_dir / f"{split}_features.npy", features_dir / f"{split}_labels.npy"]
     checksums_path = features_dir / CHECKSUMS_FILE
@@ -79,7 +79,7 @@ def load_features(features_dir, split):
             raise PipelineError(
                 f"corrupted features file {path}: checksum mismatch (rerun: dvc repro --force extract)"
             )
-    features, labels = (np.load(path) for path in paths)
+    features, labels = np.load(paths[0], mmap_mode="r"), np.load(paths[1])
     if len(features) != len(labels):
         raise PipelineError(f"{paths[0]} and {paths[1]} disagree on the number of images")
     return features, labels

@@ -9,6 +9,7 @@ best epoch's weights.
 import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from transfer.errors import interrupted
@@ -75,8 +76,29 @@ def steps_per_epoch(dataset):
     return steps
 
 
-def feature_dataset(features, labels, batch_size, shuffle_buffer=None, seed=None):
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+def feature_dataset(features, labels, batch_size, shuffle_buffer=None, seed=None, chunk=4096):
+    """(features, label) batches, read chunk by chunk from the arrays: with the memory-mapped
+    arrays of features.load_features, memory does not grow with the number of images.
+
+    The same elements in the same order as tf.data.Dataset.from_tensor_slices, so the
+    shuffle, and the head trained on it, are the same."""
+    width = features.shape[1]
+
+    def chunks():
+        for start in range(0, len(features), chunk):
+            yield (
+                np.asarray(features[start : start + chunk], np.float32),
+                np.asarray(labels[start : start + chunk], np.float32),
+            )
+
+    dataset = tf.data.Dataset.from_generator(
+        chunks,
+        output_signature=(
+            tf.TensorSpec((None, width), tf.float32),
+            tf.TensorSpec((None,), tf.float32),
+        ),
+    ).unbatch()
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(features)))
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
