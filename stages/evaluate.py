@@ -43,7 +43,7 @@ def evaluate_models(config):
     batch_size = config["batch_size"]
     task = Task(read_meta("data/prepared")["class_names"])
     features, head_labels = load_features("data/features", "test")
-    head_logits = load_model("models/head.keras").predict(features, batch_size=batch_size, verbose=0)
+    head_logits = load_model("models/head.keras").predict(features[:], batch_size=batch_size, verbose=0)
     # Test-time augmentation applies to the fine-tuned model: the head-only
     # figures stay those of the cached features, the baseline it improves on.
     model = load_model("models/model.keras")

@@ -67,3 +67,21 @@ def test_extract_is_deterministic(tmp_path, shared_weights):
         extract_all(extractor, tmp_path / "prepared", tmp_path / run, batch_size=4)
     for path in (tmp_path / "a").iterdir():
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+
+
+def test_features_are_written_as_np_save_writes_them_and_read_back_by_row_range(tmp_path):
+    from transfer.features import FeatureRows
+
+    prepared, out = tmp_path / "prepared", tmp_path / "features"
+    prepare_folder(make_image_folder(tmp_path / "images"), prepared, 32, [0.5, 0.25, 0.25], seed=0)
+    out.mkdir()
+    extract_all(build_feature_extractor(build_base(32, "none")), prepared, out, 8)
+    path = tmp_path / "features" / "train_features.npy"
+    array = np.load(path)
+    np.save(tmp_path / "reference.npy", array)
+    assert path.read_bytes() == (tmp_path / "reference.npy").read_bytes()
+    rows = FeatureRows(path)
+    assert rows.shape == array.shape and rows.dtype == array.dtype and len(rows) == len(array)
+    np.testing.assert_array_equal(rows[3:11], array[3:11])
+    np.testing.assert_array_equal(rows[:], array)
+    np.testing.assert_array_equal(np.asarray(rows), array)

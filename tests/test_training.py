@@ -276,8 +276,10 @@ def test_k_class_label_smoothing_bounds_the_true_class_probability():
 def test_feature_dataset_streams_the_batches_from_tensor_slices_would_give(tmp_path):
     # The memory-mapped stream must not change the head: same elements, same shuffle.
     features, labels = separable_features(300)
+    from transfer.features import FeatureRows
+
     np.save(tmp_path / "features.npy", features)
-    mapped = np.load(tmp_path / "features.npy", mmap_mode="r")
+    rows = FeatureRows(tmp_path / "features.npy")
     seed_everything(0)
     reference = (
         tf.data.Dataset.from_tensor_slices((features, labels))
@@ -285,7 +287,7 @@ def test_feature_dataset_streams_the_batches_from_tensor_slices_would_give(tmp_p
         .batch(32)
     )
     seed_everything(0)
-    streamed = feature_dataset(mapped, labels, 32, shuffle_buffer=100, seed=3, chunk=64)
+    streamed = feature_dataset(rows, labels, 32, shuffle_buffer=100, seed=3, chunk=64)
     assert streamed.cardinality() == reference.cardinality()
     for _ in range(2):  # two epochs: the reshuffle too
         for (want_x, want_y), (got_x, got_y) in zip(reference, streamed, strict=True):

@@ -1,9 +1,10 @@
 """Bottleneck features: run the frozen base once per image, cache the result.
 
-Per split, `<split>_features.npy` (float32, N x 1280) and `<split>_labels.npy`
-(float32, N), `classes.json` (the class names, index order) and
-`checksums.json`. Features are written into a memory-mapped file shard by
-shard, so memory does not grow with the number of images.
+Per split, `<split>_features.npy` (float32, N x the backbone's feature width)
+and `<split>_labels.npy` (float32, N), `classes.json` (the class names, index
+order) and `checksums.json`. Features are written to their file batch by batch
+and read back row range by row range, so memory does not grow with the number
+of images.
 """
 
 import hashlib
@@ -25,17 +26,17 @@ def extract_split(extractor, prepared_dir, split, out_dir, batch_size):
     count = read_meta(prepared_dir)["splits"][split]["count"]
     width = extractor.output_shape[-1]
     out_dir = Path(out_dir)
-    features = np.lib.format.open_memmap(
-        out_dir / f"{split}_features.npy", mode="w+", dtype=np.float32, shape=(count, width)
-    )
     labels = np.empty(count, dtype=np.float32)
     done = 0
-    for images, batch_labels, _, real in fixed_batches(prepared_dir, split, batch_size):
-        features[done : done + real] = np.asarray(extractor.predict_on_batch(images), np.float32)[:real]
-        labels[done : done + real] = batch_labels
-        done += real
-    features.flush()
-    del features
+    # Written batch by batch through the file (not a memory map, whose written pages would
+    # stay in this process's resident memory): the same bytes np.save would write.
+    with open(out_dir / f"{split}_features.npy", "wb") as file:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
+        np.lib.format.write_array_header_1_0(file, {**header, "shape": (count, width)})
+        for images, batch_labels, _, real in fixed_batches(prepared_dir, split, batch_size):
+            file.write(np.asarray(extractor.predict_on_batch(images), np.float32)[:real].tobytes())
+            labels[done : done + real] = batch_labels
+            done += real
     np.save(out_dir / f"{split}_labels.npy", labels)
     return done
 
@@ -65,8 +66,39 @@ def feature_class_names(features_dir):
     return json.loads(path.read_text())["class_names"]
 
 
+class FeatureRows:
+    """A split's features in their .npy file, read row range by row range (`rows[a:b]`), never
+    all at once and never memory-mapped: memory stays flat whatever the number of images."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        with open(self.path, "rb") as file:
+            major, _ = np.lib.format.read_magic(file)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            )
+            self.shape, _, self.dtype = read_header(file)
+            self.offset = file.tell()
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        start, stop, step = rows.indices(len(self))
+        if step != 1:
+            raise IndexError("FeatureRows reads contiguous row ranges only")
+        width = self.shape[1]
+        with open(self.path, "rb") as file:
+            file.seek(self.offset + start * width * self.dtype.itemsize)
+            return np.fromfile(file, dtype=self.dtype, count=max(0, stop - start) * width).reshape(-1, width)
+
+    def __array__(self, dtype=None, copy=None):
+        rows = self[:]
+        return rows if dtype is None else rows.astype(dtype)
+
+
 def load_features(features_dir, split):
-    """(features, labels) of one split: features memory-mapped (read as they are used), labels in memory."""
+    """(features, labels) of one split: FeatureRows (read as they are used) and the labels array."""
     features_dir = Path(features_dir)
     paths = [features_dir / f"{split}_features.npy", features_dir / f"{split}_labels.npy"]
     checksums_path = features_dir / CHECKSUMS_FILE
@@ -79,7 +111,7 @@ def load_features(features_dir, split):
             raise PipelineError(
                 f"corrupted features file {path}: checksum mismatch (rerun: dvc repro --force extract)"
             )
-    features, labels = np.load(paths[0], mmap_mode="r"), np.load(paths[1])
+    features, labels = FeatureRows(paths[0]), np.load(paths[1])
     if len(features) != len(labels):
         raise PipelineError(f"{paths[0]} and {paths[1]} disagree on the number of images")
     return features, labels

@@ -77,8 +77,8 @@ def steps_per_epoch(dataset):
 
 
 def feature_dataset(features, labels, batch_size, shuffle_buffer=None, seed=None, chunk=4096):
-    """(features, label) batches, read chunk by chunk from the arrays: with the memory-mapped
-    arrays of features.load_features, memory does not grow with the number of images.
+    """(features, label) batches, read chunk by chunk: with features.load_features's
+    FeatureRows, memory does not grow with the number of images.
 
     The same elements in the same order as tf.data.Dataset.from_tensor_slices, so the
     shuffle, and the head trained on it, are the same."""
