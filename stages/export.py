@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from transfer.data import read_shards  # noqa: E402
+from transfer.data import fixed_batches, read_shards  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
 from transfer.export import (  # noqa: E402
     classes_json,
@@ -27,6 +27,8 @@ from transfer.params import load_params  # noqa: E402
 from transfer.predict import CLASSES_FILE, TFLiteModel, read_class_names  # noqa: E402
 from transfer.runtime import start  # noqa: E402
 from transfer.task import Task  # noqa: E402
+
+TEST_BATCH = 64  # inference batch for the accuracy of each exported format
 
 
 def first_images(split, count):
@@ -47,17 +49,7 @@ def main():
 def export_model(config):
     model = load_model("models/model.keras")
     task = Task(read_class_names("models/model.keras"))
-    test = list(read_shards("data/prepared", "test"))
-    images = np.concatenate([shard[0] for shard in test])
-    labels = np.concatenate([shard[1] for shard in test])
-    timed = images[: config["latency_images"]].astype(np.float32)
-
-    def accuracy(probabilities):
-        return float(np.mean(task.predicted(probabilities) == labels))
-
-    def tflite_probabilities(tflite):
-        batches = [tflite.logits(images[start : start + 64]) for start in range(0, len(images), 64)]
-        return task.probabilities(np.concatenate(batches))
+    timed = first_images("test", config["latency_images"]).astype(np.float32)
 
     with atomic_path("export") as out:
         out.mkdir()
@@ -68,32 +60,45 @@ def export_model(config):
             calibration = first_images("train", config["calibration_images"])
             export_tflite(saved_model, task, out / "model_int8.tflite", calibration)
 
-        report = {
-            "keras": {
-                "size_bytes": file_size("models/model.keras"),
-                "accuracy": accuracy(task.probabilities(model.predict(images, batch_size=64, verbose=0))),
-                "latency_ms": mean_latency_ms(lambda image: model.predict_on_batch(image[np.newaxis]), timed),
-            }
-        }
-        encoded = encode_png(images)
         serve = load_serving(out / "saved_model")
-        report["saved_model"] = {
-            "size_bytes": file_size(out / "saved_model"),
-            "accuracy": accuracy(serving_probabilities(serve, encoded)),
-            "latency_ms": mean_latency_ms(
-                lambda data: serve(image_bytes=tf.constant([data])), encoded[: len(timed)]
-            ),
+        tflites = {name: TFLiteModel(out / f"model_{name}.tflite") for name in ("float32", "int8")}
+        # Every format's probabilities on the test split, streamed batch by batch: memory stays
+        # flat however large the split (the last batch unpadded, as model.predict would cut it).
+        probabilities_of = {
+            "keras": lambda images: task.probabilities(np.asarray(model.predict_on_batch(images))),
+            "saved_model": lambda images: serving_probabilities(serve, encode_png(images)),
+            **{
+                f"tflite_{name}": lambda images, tflite=tflite: task.probabilities(tflite.logits(images))
+                for name, tflite in tflites.items()
+            },
         }
-        for name in ("float32", "int8"):
-            tflite = TFLiteModel(out / f"model_{name}.tflite")
-            report[f"tflite_{name}"] = {
-                "size_bytes": file_size(out / f"model_{name}.tflite"),
-                "accuracy": accuracy(tflite_probabilities(tflite)),
-                "latency_ms": mean_latency_ms(
+        correct, count = dict.fromkeys(probabilities_of, 0), 0
+        for images, labels, _, real in fixed_batches("data/prepared", "test", TEST_BATCH):
+            for name, probabilities in probabilities_of.items():
+                correct[name] += int(np.sum(task.predicted(probabilities(images[:real])) == labels))
+            count += real
+
+        encoded = encode_png(timed.astype(np.uint8))
+        latency = {
+            "keras": mean_latency_ms(lambda image: model.predict_on_batch(image[np.newaxis]), timed),
+            "saved_model": mean_latency_ms(lambda data: serve(image_bytes=tf.constant([data])), encoded),
+            **{
+                f"tflite_{name}": mean_latency_ms(
                     lambda image, tflite=tflite: tflite.logits(image[np.newaxis]), timed
-                ),
-            }
-    write_json("metrics/export.json", {**report, "test_images": len(labels), "latency_images": len(timed)})
+                )
+                for name, tflite in tflites.items()
+            },
+        }
+        sizes = {
+            "keras": file_size("models/model.keras"),
+            "saved_model": file_size(out / "saved_model"),
+            **{f"tflite_{name}": file_size(out / f"model_{name}.tflite") for name in tflites},
+        }
+        report = {
+            name: {"size_bytes": sizes[name], "accuracy": correct[name] / count, "latency_ms": latency[name]}
+            for name in probabilities_of
+        }
+    write_json("metrics/export.json", {**report, "test_images": count, "latency_images": len(timed)})
 
 
 if __name__ == "__main__":

@@ -163,6 +163,10 @@ def test_shards_hold_a_bounded_number_of_images(tmp_path, monkeypatch):
     meta = json.loads((tmp_path / "prepared" / "meta.json").read_text())
     assert len(meta["splits"]["train"]["shards"]) >= 4
     assert all(len(labels) <= 7 for _, labels, _ in read_shards(tmp_path / "prepared", "train"))
+    # Images wait for their shard in a file, not in memory; none is left behind.
+    assert sorted(path.name for path in (tmp_path / "prepared").iterdir()) == sorted(
+        ["meta.json", *(name for split in meta["splits"].values() for name in split["shards"])]
+    )
 
 
 def test_prepare_folder_needs_two_classes(tmp_path):

@@ -113,7 +113,12 @@ def list_folder(root):
 
 
 class PreparedWriter:
-    """Collects resized images per split and writes them as shards plus meta.json."""
+    """Collects resized images per split and writes them as shards plus meta.json.
+
+    A split's images wait for their shard in a file beside the shards, not in
+    memory: the three splits fill at once, so memory would otherwise hold up to
+    three shards, and grow with the number of images up to that.
+    """
 
     def __init__(self, out_dir, image_size, class_names, source):
         self.out_dir = Path(out_dir)
@@ -122,12 +127,19 @@ class PreparedWriter:
         self.class_names = list(class_names)
         self.source = source
         self.shard_capacity = max(1, SHARD_BYTES // (image_size * image_size * 3))
-        self.pending = {split: [] for split in SPLITS}
+        self.pending = {split: [] for split in SPLITS}  # (label, id) of each waiting image
+        self.waiting = {split: None for split in SPLITS}  # the file of their pixels
         self.shards = {split: [] for split in SPLITS}
         self.counts = {split: {name: 0 for name in self.class_names} for split in SPLITS}
 
+    def _waiting_path(self, split):
+        return self.out_dir / f".{split}-waiting.raw"
+
     def add(self, split, image, label, example_id):
-        self.pending[split].append((image, label, example_id))
+        if self.waiting[split] is None:
+            self.waiting[split] = open(self._waiting_path(split), "wb")
+        self.waiting[split].write(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+        self.pending[split].append((label, example_id))
         self.counts[split][self.class_names[label]] += 1
         if len(self.pending[split]) >= self.shard_capacity:
             self._flush(split)
@@ -136,14 +148,19 @@ class PreparedWriter:
         examples = self.pending[split]
         if not examples:
             return
+        self.waiting[split].close()
+        self.waiting[split] = None
+        size = self.image_size
+        images = np.fromfile(self._waiting_path(split), dtype=np.uint8).reshape(len(examples), size, size, 3)
         name = f"{split}-{len(self.shards[split]):05d}.npz"
-        images, labels, ids = zip(*examples)
+        labels, ids = zip(*examples)
         np.savez(
             self.out_dir / name,
-            images=np.stack(images),
+            images=images,
             labels=np.asarray(labels, dtype=np.int64),
             ids=np.asarray(ids, dtype=str),
         )
+        self._waiting_path(split).unlink()
         self.shards[split].append(name)
         self.pending[split] = []
 
