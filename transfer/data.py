@@ -196,6 +196,9 @@ class PreparedWriter:
         return self.counts
 
 
+DECODE_WINDOW = 256  # files decoded ahead of the writer
+
+
 def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None):
     """Split and resize a folder-per-class image tree; returns (counts, skipped)."""
     root = Path(root)
@@ -221,13 +224,17 @@ def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None):
         return item, image, None if error is None else f"unreadable: {error}"
 
     writer = PreparedWriter(out_dir, image_size, class_names, source=f"folder:{root}")
-    # PIL releases the GIL while decoding, so threads decode in parallel.
+    # PIL releases the GIL while decoding, so threads decode in parallel. A window
+    # of files at a time: pool.map would queue a task per file up front, and
+    # memory would grow with the number of photos.
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-        for (key, path, class_name), image, reason in pool.map(load, keyed):
-            if image is None:
-                skipped.append((path, reason))
-                continue
-            writer.add(split_of(key, fractions), image, class_names.index(class_name), path)
+        for start in range(0, len(keyed), DECODE_WINDOW):
+            window = keyed[start : start + DECODE_WINDOW]
+            for (key, path, class_name), image, reason in pool.map(load, window):
+                if image is None:
+                    skipped.append((path, reason))
+                    continue
+                writer.add(split_of(key, fractions), image, class_names.index(class_name), path)
     return writer.close(), sorted(skipped)
 
 
