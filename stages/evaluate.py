@@ -17,7 +17,7 @@ from transfer.evaluation import (  # noqa: E402
 )
 from transfer.features import load_features  # noqa: E402
 from transfer.figures import plot_learning_curves, plot_misclassified  # noqa: E402
-from transfer.io import atomic_path, read_csv, write_csv, write_json  # noqa: E402
+from transfer.io import atomic_path, read_csv, write_csv, write_json, write_text  # noqa: E402
 from transfer.metrics import (  # noqa: E402
     one_vs_rest_curves,
     precision_recall_points,
@@ -26,6 +26,9 @@ from transfer.metrics import (  # noqa: E402
 )
 from transfer.model import load_model  # noqa: E402
 from transfer.params import load_params  # noqa: E402
+from transfer.plots_page import ensure_template  # noqa: E402
+from transfer.progress import Progress  # noqa: E402
+from transfer.report import run_report  # noqa: E402
 from transfer.runtime import start  # noqa: E402
 from transfer.task import Task  # noqa: E402
 from transfer.training import HISTORY_COLUMNS  # noqa: E402
@@ -36,23 +39,32 @@ MISCLASSIFIED_SHOWN = 16
 def main():
     params = load_params()
     with start(params["runtime"], training=False).scope():
-        evaluate_models(params["evaluate"])
+        evaluation = evaluate_models(params["evaluate"])
+    write_text("metrics/report.md", run_report(params, evaluation))
+    # Not an output of the pipeline: the page template `dvc plots show` uses from now on.
+    ensure_template()
 
 
 def evaluate_models(config):
     batch_size = config["batch_size"]
-    task = Task(read_meta("data/prepared")["class_names"])
+    meta = read_meta("data/prepared")
+    task = Task(meta["class_names"])
     features, head_labels = load_features("data/features", "test")
     head_logits = load_model("models/head.keras").predict(features[:], batch_size=batch_size, verbose=0)
     # Test-time augmentation applies to the fine-tuned model: the head-only
     # figures stay those of the cached features, the baseline it improves on.
     model = load_model("models/model.keras")
-    logits, labels, ids = predict_split(model, task, "data/prepared", "test", batch_size, tta=config["tta"])
-    validation = predict_split(model, task, "data/prepared", "validation", batch_size, tta=config["tta"])[:2]
+    total = sum(meta["splits"][split]["count"] for split in ("test", "validation"))
+    with Progress("evaluate: fine-tuned model", total) as progress:
+        logits, labels, ids = predict_split(
+            model, task, "data/prepared", "test", batch_size, config["tta"], progress
+        )
+        validation = predict_split(
+            model, task, "data/prepared", "validation", batch_size, config["tta"], progress
+        )[:2]
 
-    write_json(
-        "metrics/eval.json", evaluation_report(task, head_logits, head_labels, logits, labels, validation)
-    )
+    evaluation = evaluation_report(task, head_logits, head_labels, logits, labels, validation)
+    write_json("metrics/eval.json", evaluation)
     rows = prediction_rows(task, logits, labels, ids)
     write_csv("metrics/predictions.csv", rows, PREDICTION_COLUMNS)
     # One summary curve per model (head vs fine-tuned), then every class against the rest.
@@ -91,6 +103,7 @@ def evaluate_models(config):
         plot_learning_curves(head_history, path)
     with atomic_path("plots/learning_curves.png") as path:
         plot_learning_curves(history, path, fine_tune_start=len(head_history))
+    return evaluation
 
 
 if __name__ == "__main__":

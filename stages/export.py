@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from transfer.data import fixed_batches, read_shards  # noqa: E402
+from transfer.data import fixed_batches, read_meta, read_shards  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
 from transfer.export import (  # noqa: E402
     classes_json,
@@ -25,6 +25,7 @@ from transfer.io import atomic_path, write_json  # noqa: E402
 from transfer.model import computing_in_float32, load_model  # noqa: E402
 from transfer.params import load_params  # noqa: E402
 from transfer.predict import CLASSES_FILE, TFLiteModel, read_class_names  # noqa: E402
+from transfer.progress import Progress  # noqa: E402
 from transfer.runtime import start  # noqa: E402
 from transfer.task import Task  # noqa: E402
 
@@ -54,11 +55,16 @@ def export_model(config):
     with atomic_path("export") as out:
         out.mkdir()
         (out / CLASSES_FILE).write_text(classes_json(task))
-        export_saved_model(model, task, out / "saved_model")
-        with plain_saved_model(computing_in_float32(model)) as saved_model:
-            export_tflite(saved_model, task, out / "model_float32.tflite")
-            calibration = first_images("train", config["calibration_images"])
-            export_tflite(saved_model, task, out / "model_int8.tflite", calibration)
+        with Progress("export: converting", 3, unit="files") as progress:
+            export_saved_model(model, task, out / "saved_model")
+            progress.update(1)
+            with plain_saved_model(computing_in_float32(model)) as saved_model:
+                export_tflite(saved_model, task, out / "model_float32.tflite")
+                progress.update(1)
+                calibration = first_images("train", config["calibration_images"])
+                with Progress("export: int8 calibration", len(calibration)) as calibrating:
+                    export_tflite(saved_model, task, out / "model_int8.tflite", calibration, calibrating)
+                progress.update(1)
 
         serve = load_serving(out / "saved_model")
         tflites = {name: TFLiteModel(out / f"model_{name}.tflite") for name in ("float32", "int8")}
@@ -73,10 +79,12 @@ def export_model(config):
             },
         }
         correct, count = dict.fromkeys(probabilities_of, 0), 0
-        for images, labels, _, real in fixed_batches("data/prepared", "test", TEST_BATCH):
-            for name, probabilities in probabilities_of.items():
-                correct[name] += int(np.sum(task.predicted(probabilities(images[:real])) == labels))
-            count += real
+        total = read_meta("data/prepared")["splits"]["test"]["count"]
+        with Progress("export: measuring every format", total) as progress:
+            for images, labels, _, real in fixed_batches("data/prepared", "test", TEST_BATCH, progress):
+                for name, probabilities in probabilities_of.items():
+                    correct[name] += int(np.sum(task.predicted(probabilities(images[:real])) == labels))
+                count += real
 
         encoded = encode_png(timed.astype(np.uint8))
         latency = {

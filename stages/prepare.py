@@ -20,7 +20,10 @@ def main():
                 data["path"], prepared, data["image_size"], data["split"], data["seed"]
             )
         else:
-            counts, skipped = prepare_tfds(prepared, data["image_size"], data["split"], data["tfds_name"])
+            tfds_dir = None if data["tfds_dir"] == "default" else data["tfds_dir"]
+            counts, skipped = prepare_tfds(
+                prepared, data["image_size"], data["split"], data["tfds_name"], tfds_dir
+            )
         class_names = read_meta(prepared)["class_names"]
         images, labels, _ = next(read_shards(prepared, "train"))
         with atomic_path("plots/samples.png") as samples:

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from tests.conftest import PROJECT_ROOT, default_params, make_image, write_params
+from tests.test_progress import SUMMARY
 from transfer.data import split_key, split_of
 
 
@@ -33,7 +34,6 @@ def run_stage(stage, cwd):
 
 
 def error_lines(result):
-    # TensorFlow's own start-up lines (absl and CUDA-stub noise) are not ours.
     return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
@@ -72,6 +72,9 @@ def test_bad_input_is_one_line_exit_1_and_no_output(tmp_path, stage, changes, me
     before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
     result = run_stage(stage, tmp_path)
     assert result.returncode == 1
+    # Nothing else but the summary lines of steps that finished: no TensorFlow start-up lines.
+    others = [line for line in result.stderr.splitlines() if line not in error_lines(result)]
+    assert not [line for line in others if not SUMMARY.match(line)], result.stderr[-2000:]
     assert len(error_lines(result)) == 1 and message in error_lines(result)[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     after = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))

@@ -9,5 +9,10 @@ import os
 # oneDNN is off by default on AMD CPUs and makes MobileNetV2 1.4-1.7x faster
 # there; a user's explicit setting wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-# Hide TensorFlow's start-up banner; errors and warnings still show.
+# Hide TensorFlow's INFO lines once its logging is initialised; errors and
+# warnings still show. The lines it writes before that are filtered by quiet.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from transfer import quiet  # noqa: E402
+
+quiet.install()

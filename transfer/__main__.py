@@ -1,4 +1,4 @@
-"""Command line: `python -m transfer predict MODEL PATH [PATH ...]`."""
+"""Command line: `python -m transfer predict MODEL PATH [PATH ...]`, `python -m transfer plots-template`."""
 
 import argparse
 import json
@@ -13,7 +13,8 @@ DEFAULT_TOP = 3
 
 
 def predict_command(args):
-    from transfer.predict import Progress, find_images, open_model, predict_files, read_class_names
+    from transfer.predict import find_images, open_model, predict_files, read_class_names
+    from transfer.progress import Progress
 
     if args.batch_size < 1:
         raise PipelineError(f"--batch-size must be a positive integer, got {args.batch_size}")
@@ -33,15 +34,24 @@ def predict_command(args):
     model = open_model(args.model)
     top = args.top if args.top is not None else (0 if task.binary else DEFAULT_TOP)
     threshold = THRESHOLD if args.threshold is None else args.threshold
-    progress = Progress() if sys.stderr.isatty() and len(files) > args.batch_size else None
     failed = 0
-    for result in predict_files(
-        model, task, files, args.batch_size, threshold, progress, tta=args.tta, top=top
-    ):
-        failed += "error" in result
-        print(json.dumps(result), flush=False)
+    with Progress("predict", len(files)) as progress:
+        for result in predict_files(
+            model, task, files, args.batch_size, threshold, progress, tta=args.tta, top=top
+        ):
+            failed += "error" in result
+            print(json.dumps(result), flush=False)
     sys.stdout.flush()
     return 1 if failed else 0
+
+
+def plots_template_command():
+    from transfer.plots_page import write_template
+
+    if not Path(".dvc").is_dir():
+        raise PipelineError("no .dvc folder here: run this at the top of the project")
+    print(write_template())
+    return 0
 
 
 def main(argv=None):
@@ -79,8 +89,16 @@ def main(argv=None):
         action="store_true",
         help="test-time augmentation: average each image's probability with its mirror's",
     )
+    commands.add_parser(
+        "plots-template",
+        help="write .dvc/offline_plots.html: `dvc plots show`/`diff` pages that draw without network",
+        description="Write .dvc/offline_plots.html, the page template .dvc/config gives `dvc plots "
+        "show` and `dvc plots diff`: Vega, Vega-Lite and vega-embed inlined, so charts draw offline.",
+    )
     args = parser.parse_args(argv)
     try:
+        if args.command == "plots-template":
+            return plots_template_command()
         return predict_command(args)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -9,18 +9,24 @@ with many small files; uncompressed, because photos barely compress losslessly
 and decompression would slow every epoch of fine-tuning.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import queue
+import threading
+import time
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from transfer.errors import PipelineError, one_line
+from transfer.progress import Progress
 
 SPLITS = ("train", "validation", "test")
 META_FILE = "meta.json"
@@ -227,10 +233,14 @@ def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None):
     # PIL releases the GIL while decoding, so threads decode in parallel. A window
     # of files at a time: pool.map would queue a task per file up front, and
     # memory would grow with the number of photos.
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+    with (
+        ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool,
+        Progress("prepare: decoding photos", len(keyed)) as progress,
+    ):
         for start in range(0, len(keyed), DECODE_WINDOW):
             window = keyed[start : start + DECODE_WINDOW]
             for (key, path, class_name), image, reason in pool.map(load, window):
+                progress.update(1)
                 if image is None:
                     skipped.append((path, reason))
                     continue
@@ -280,37 +290,115 @@ def tfds_image_and_label(name, info):
     )
 
 
-def prepare_tfds(out_dir, image_size, fractions, name="cats_vs_dogs"):
+def prepare_tfds(out_dir, image_size, fractions, name="cats_vs_dogs", data_dir=None):
     """Download (or reuse) a TensorFlow Datasets image-classification set and write it as shards.
 
     The image and label features are found from the dataset's info before
     anything is downloaded; `data.split` slices the dataset's 'train' split.
+    data_dir: tfds's data dir (None: its default, $TFDS_DATA_DIR or ~/tensorflow_datasets).
     """
     import tensorflow_datasets as tfds
 
     split_names = tfds_split_names(fractions)
     try:
-        info = tfds.builder(name).info
+        builder = tfds.builder(name, data_dir=data_dir)
+        info = builder.info
     except Exception as error:  # tfds raises many types; all mean "no such dataset"
         raise PipelineError(f"could not load tfds dataset '{name}': {one_line(error)}") from None
     image_key, label_key = tfds_image_and_label(name, info)
     try:
-        datasets = tfds.load(name, split=split_names)
+        with downloads_failing_fast(name):
+            datasets = tfds.load(name, split=split_names, data_dir=data_dir)
+    except PipelineError:
+        raise
     except Exception as error:  # download and preparation failures come as many types
         raise PipelineError(f"could not load tfds dataset '{name}': {one_line(error)}") from None
     class_names = info.features[label_key].names
     writer = PreparedWriter(out_dir, image_size, class_names, source=f"tfds:{name}")
-    for split, split_name, dataset in zip(SPLITS, split_names, datasets):
-        for index, example in enumerate(tfds.as_numpy(dataset)):
-            image = example[image_key]
-            if image.shape[-1] == 1:
-                image = np.repeat(image, 3, axis=-1)
-            image = np.ascontiguousarray(image[..., :3])  # RGBA: alpha dropped, as for files
-            writer.add(
-                split, resize_image(image, image_size), int(example[label_key]), f"{split_name}#{index}"
-            )
+    # tfds knows each split's size; an unknown one (-2) leaves the bar without a total.
+    sizes = [int(dataset.cardinality()) for dataset in datasets]
+    total = sum(sizes) if min(sizes) >= 0 else None
+    with Progress(f"prepare: reading tfds {name}", total) as progress:
+        for split, split_name, dataset in zip(SPLITS, split_names, datasets):
+            for index, example in enumerate(tfds.as_numpy(dataset)):
+                progress.update(1)
+                image = example[image_key]
+                if image.shape[-1] == 1:
+                    image = np.repeat(image, 3, axis=-1)
+                image = np.ascontiguousarray(image[..., :3])  # RGBA: alpha dropped, as for files
+                writer.add(
+                    split, resize_image(image, image_size), int(example[label_key]), f"{split_name}#{index}"
+                )
     # tfds itself drops the 1,738 corrupt cats_vs_dogs images while building.
     return writer.close(), []
+
+
+DOWNLOAD_PROBE_SECONDS = 10
+
+
+@contextlib.contextmanager
+def downloads_failing_fast(name):
+    """tfds downloads that fail in seconds, not minutes, where their host cannot be reached.
+
+    Wraps the one method every tfds download goes through (DownloadManager._download
+    in tensorflow-datasets 4.9; tests/test_tfds_source.py checks it offline), so a
+    dataset that is already prepared, or tfds.testing.mock_data, never probes.
+    """
+    from tensorflow_datasets.core.download.download_manager import DownloadManager
+
+    original = DownloadManager._download
+    checked = set()
+
+    def download(manager, resource):
+        host = urlsplit(resource.url).netloc
+        if host not in checked:
+            check_download_reachable(name, [resource.url])
+            checked.add(host)
+        return original(manager, resource)
+
+    DownloadManager._download = download
+    try:
+        yield
+    finally:
+        DownloadManager._download = original
+
+
+def check_download_reachable(name, urls):
+    """Raise PipelineError within DOWNLOAD_PROBE_SECONDS unless one of the urls' hosts answers.
+
+    Offline, tfds's downloader retries for minutes before it gives up. One HEAD
+    request per host, through the environment's proxies as tfds's own requests
+    go, in daemon threads: DNS lookups that hang cannot hold the stage (or its exit).
+    """
+    import requests
+
+    hosts = {urlsplit(url).netloc: url for url in urls}
+    if not hosts:
+        return
+    answers = queue.Queue()
+
+    def probe(url):
+        try:
+            requests.head(url, timeout=DOWNLOAD_PROBE_SECONDS, allow_redirects=False)
+            answers.put(True)
+        except requests.RequestException:
+            answers.put(False)
+
+    for url in hosts.values():
+        threading.Thread(target=probe, args=(url,), daemon=True).start()
+    deadline = time.monotonic() + DOWNLOAD_PROBE_SECONDS
+    for _ in hosts:
+        try:
+            if answers.get(timeout=max(0.0, deadline - time.monotonic())):
+                return
+        except queue.Empty:
+            break
+    raise PipelineError(
+        f"could not download tfds dataset '{name}': {', '.join(hosts)} cannot be reached "
+        "(no network?). Use your own photos (data.source: folder, data.path: a folder with "
+        f"one sub-folder per class) or set data.tfds_dir to a TFDS data dir that holds '{name}' "
+        f"already (`tfds build {name} --data_dir DIR` on a machine with internet access)"
+    )
 
 
 def read_meta(prepared_dir):
@@ -339,7 +427,7 @@ def read_shards(prepared_dir, split):
         yield arrays
 
 
-def fixed_batches(prepared_dir, split, batch_size):
+def fixed_batches(prepared_dir, split, batch_size, progress=None):
     """Yield (images, labels, ids, count) batches of exactly batch_size, across shards.
 
     For inference: one batch shape means the model is traced once (a new
@@ -347,7 +435,15 @@ def fixed_batches(prepared_dir, split, batch_size):
     says how many rows are real (labels and ids hold only those). The next
     shard is read in a background thread while the model works on this one;
     batches are views into the shard, so at most two shards are in memory.
+    progress: a Progress, advanced by each batch's real rows once it is done.
     """
+    for batch in padded_batches(prepared_dir, split, batch_size):
+        yield batch
+        if progress is not None:
+            progress.update(batch[3])
+
+
+def padded_batches(prepared_dir, split, batch_size):
     with ThreadPoolExecutor(max_workers=1) as reader:
         shards = read_shards(prepared_dir, split)
         upcoming = reader.submit(next, shards, None)

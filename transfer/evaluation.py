@@ -30,13 +30,13 @@ def keras_logits(model):
     return logits_of
 
 
-def predict_split(model, task, prepared_dir, split, batch_size, tta=False):
+def predict_split(model, task, prepared_dir, split, batch_size, tta=False, progress=None):
     """(logits, labels, ids) of a model over one prepared split, streamed in fixed batches."""
     logits_of = keras_logits(model)
     if tta:
         logits_of = with_mirror(logits_of, task)
     logits, labels, ids = [], [], []
-    for images, batch_labels, batch_ids, count in fixed_batches(prepared_dir, split, batch_size):
+    for images, batch_labels, batch_ids, count in fixed_batches(prepared_dir, split, batch_size, progress):
         logits.append(logits_of(images)[:count])
         labels.append(batch_labels)
         ids.extend(str(example_id) for example_id in batch_ids)

@@ -70,15 +70,20 @@ def plain_saved_model(model):
         yield saved_model
 
 
-def export_tflite(saved_model, task, path, representative_images=None):
+def export_tflite(saved_model, task, path, representative_images=None, progress=None):
     """Write a .tflite file from plain_saved_model's folder: float32, or int8 when
-    representative images are given."""
+    representative images are given (progress, if any, counts them as calibration runs)."""
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
     if representative_images is not None:
+
+        def calibration_inputs():
+            for image in representative_images:
+                yield [image[np.newaxis].astype(np.float32)]
+                if progress is not None:
+                    progress.update(1)
+
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: (
-            [image[np.newaxis].astype(np.float32)] for image in representative_images
-        )
+        converter.representative_dataset = calibration_inputs
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     Path(path).write_bytes(with_class_names(converter.convert(), task))
 

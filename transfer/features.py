@@ -15,13 +15,14 @@ import numpy as np
 
 from transfer.data import SPLITS, fixed_batches, read_meta
 from transfer.errors import PipelineError
+from transfer.progress import Progress
 
 # sha256 of every .npy file: silent bit flips in features would train a wrong head.
 CHECKSUMS_FILE = "checksums.json"
 CLASSES_FILE = "classes.json"
 
 
-def extract_split(extractor, prepared_dir, split, out_dir, batch_size):
+def extract_split(extractor, prepared_dir, split, out_dir, batch_size, progress=None):
     """Write one split's features and labels; returns the number of images."""
     count = read_meta(prepared_dir)["splits"][split]["count"]
     width = extractor.output_shape[-1]
@@ -33,7 +34,7 @@ def extract_split(extractor, prepared_dir, split, out_dir, batch_size):
     with open(out_dir / f"{split}_features.npy", "wb") as file:
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
         np.lib.format.write_array_header_1_0(file, {**header, "shape": (count, width)})
-        for images, batch_labels, _, real in fixed_batches(prepared_dir, split, batch_size):
+        for images, batch_labels, _, real in fixed_batches(prepared_dir, split, batch_size, progress):
             file.write(np.asarray(extractor.predict_on_batch(images), np.float32)[:real].tobytes())
             labels[done : done + real] = batch_labels
             done += real
@@ -43,8 +44,14 @@ def extract_split(extractor, prepared_dir, split, out_dir, batch_size):
 
 def extract_all(extractor, prepared_dir, out_dir, batch_size):
     """Features of every split, and their checksums; returns the image count per split."""
-    counts = {split: extract_split(extractor, prepared_dir, split, out_dir, batch_size) for split in SPLITS}
-    class_names = read_meta(prepared_dir)["class_names"]
+    meta = read_meta(prepared_dir)
+    total = sum(meta["splits"][split]["count"] for split in SPLITS)
+    with Progress("extract: features", total) as progress:
+        counts = {
+            split: extract_split(extractor, prepared_dir, split, out_dir, batch_size, progress)
+            for split in SPLITS
+        }
+    class_names = meta["class_names"]
     (Path(out_dir) / CLASSES_FILE).write_text(json.dumps({"class_names": class_names}) + "\n")
     checksums = {path.name: sha256(path) for path in sorted(Path(out_dir).glob("*.npy"))}
     (Path(out_dir) / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=2) + "\n")
@@ -117,7 +124,7 @@ def load_features(features_dir, split):
     return features, labels
 
 
-def cache_activations(bottom, prepared_dir, split, out_dir, batch_size):
+def cache_activations(bottom, prepared_dir, split, out_dir, batch_size, progress=None):
     """Run the frozen bottom once over a split; write chunks of its outputs and the labels.
 
     One uncompressed .npz per inference batch, read back one at a time, so
@@ -125,7 +132,8 @@ def cache_activations(bottom, prepared_dir, split, out_dir, batch_size):
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for index, (images, labels, _, count) in enumerate(fixed_batches(prepared_dir, split, batch_size)):
+    batches = fixed_batches(prepared_dir, split, batch_size, progress)
+    for index, (images, labels, _, count) in enumerate(batches):
         outputs = bottom.predict_on_batch(images)
         if not isinstance(outputs, (list, tuple)):  # a cut crossed by a single tensor
             outputs = [outputs]

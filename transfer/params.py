@@ -86,6 +86,7 @@ SCHEMA = {
         "source": _one_of(SOURCES),
         "path": (_non_empty_string, "a folder path"),
         "tfds_name": (_non_empty_string, "a TensorFlow Datasets name, e.g. cats_vs_dogs or tf_flowers"),
+        "tfds_dir": (_non_empty_string, "default (tfds's own data dir) or a TFDS data dir path"),
         "image_size": (_positive_int, "a positive integer, at least the backbone's minimum"),
         "split": (_split, "three positive fractions (train, validation, test) summing to 1"),
         "seed": (_non_negative_int, "an integer >= 0"),
@@ -155,6 +156,73 @@ _Loader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
+
+
+# The shipped params.yaml, the seed's contract (TensorFlow's tutorial), which
+# tests/test_params.py keeps equal to it: the report lists what a run changed from these.
+DEFAULTS = {
+    "data": {
+        "source": "tfds",
+        "path": "data/raw",
+        "tfds_name": "cats_vs_dogs",
+        "tfds_dir": "default",
+        "image_size": 100,
+        "split": [0.8, 0.1, 0.1],
+        "seed": 42,
+    },
+    "model": {
+        "backbone": "mobilenet_v2",
+        "weights": "imagenet",
+    },
+    "extract": {
+        "batch_size": 64,
+    },
+    "train_head": {
+        "epochs": 2,
+        "learning_rate": 0.0001,
+        "batch_size": 32,
+        "shuffle_buffer": 1000,
+        "dropout": 0.0,
+        "optimizer": "rmsprop",
+        "schedule": "constant",
+        "warmup_epochs": 0,
+        "label_smoothing": 0.0,
+        "early_stopping": 0,
+        "class_weight": "none",
+    },
+    "finetune": {
+        "epochs": 2,
+        "fine_tune_at": 100,
+        "learning_rate": 1e-05,
+        "batch_size": 32,
+        "shuffle_buffer": 1000,
+        "augment": False,
+        "augment_flip": True,
+        "augment_rotation": 0.2,
+        "augment_zoom": 0.0,
+        "augment_contrast": 0.0,
+        "cache_bottom": True,
+        "optimizer": "rmsprop",
+        "schedule": "constant",
+        "warmup_epochs": 0,
+        "label_smoothing": 0.0,
+        "early_stopping": 0,
+        "class_weight": "none",
+    },
+    "evaluate": {
+        "batch_size": 64,
+        "tta": False,
+    },
+    "export": {
+        "calibration_images": 200,
+        "latency_images": 50,
+    },
+    "runtime": {
+        "strategy": "auto",
+        "mixed_precision": "auto",
+        "threads": 0,
+    },
+}
 
 
 def _did_you_mean(name, candidates):

@@ -11,8 +11,6 @@ decides the label: see transfer.task.
 
 import json
 import os
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -171,24 +169,5 @@ def predict_files(model, task, files, batch_size=64, threshold=THRESHOLD, progre
                     result["top"] = [[name, round(probability, 6)] for name, probability in classes]
                 yield result
             done += len(batch)
-            if progress:
-                progress(done, len(files))
-
-
-class Progress:
-    """A progress line on stderr, redrawn at most twice a second (TTYs only)."""
-
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.start = self.last = time.monotonic()
-
-    def __call__(self, done, total):
-        now = time.monotonic()
-        if now - self.last < 0.5 and done < total:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        self.stream.write(f"\r{done}/{total} images, {rate:.0f} images/s")
-        if done == total:
-            self.stream.write("\n")
-        self.stream.flush()
+            if progress is not None:
+                progress.update(len(batch))

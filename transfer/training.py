@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from transfer.errors import interrupted
+from transfer.progress import Progress
 
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -198,7 +199,7 @@ def fine_tune(
     less time. Only valid when the training images do not change between
     epochs (no augmentation).
     """
-    from transfer.data import image_dataset
+    from transfer.data import image_dataset, read_meta
     from transfer.features import activation_dataset, cache_activations
     from transfer.model import first_trainable_layer, split_frozen_bottom
 
@@ -226,8 +227,11 @@ def fine_tune(
         )
     bottom, top = split_frozen_bottom(model, base, fine_tune_at)
     with tempfile.TemporaryDirectory(prefix="transfer-activations-") as cache:
-        for split in ("train", "validation"):
-            cache_activations(bottom, prepared_dir, split, cache, inference_batch_size)
+        splits = ("train", "validation")
+        total = sum(read_meta(prepared_dir)["splits"][split]["count"] for split in splits)
+        with Progress("finetune: caching the frozen bottom", total) as progress:
+            for split in splits:
+                cache_activations(bottom, prepared_dir, split, cache, inference_batch_size, progress)
         return train(
             top,
             activation_dataset(cache, "train", batch_size, shuffle_buffer, seed),

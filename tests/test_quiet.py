@@ -1,0 +1,57 @@
+"""TensorFlow's C++ start-up lines stay off stderr; every other line still shows.
+
+tests/test_progress.py runs a stage and predict and finds nothing on stderr but
+their summary line.
+"""
+
+import subprocess
+import sys
+
+from tests.conftest import PROJECT_ROOT
+from transfer.quiet import is_start_up_line
+
+IMPORT_TENSORFLOW = (
+    "import tensorflow as tf; tf.config.list_physical_devices(); print(tf.reduce_sum([1, 2]).numpy())"
+)
+STAMP = "0000 00:00:1795916335.054640   19112"
+
+
+def python(code):
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_every_line_tensorflow_writes_at_start_up_here_is_recognised():
+    # Without the package, this TensorFlow writes its start-up lines (oneDNN, CUDA stub, cuInit).
+    result = python(IMPORT_TENSORFLOW)
+    lines = result.stderr.splitlines()
+    assert result.stdout.strip() == "3"
+    assert any("cuInit" in line or "cuda" in line for line in lines), result.stderr
+    assert [line for line in lines if not is_start_up_line(line)] == []
+
+
+def test_after_the_package_tensorflow_starts_with_nothing_on_stderr():
+    result = python("import transfer; " + IMPORT_TENSORFLOW)
+    assert result.stdout.strip() == "3"
+    assert result.stderr == ""
+
+
+def test_lines_that_are_not_start_up_lines_still_show_in_order():
+    lines = [
+        f"I{STAMP} port.cc:153] oneDNN custom operations are on.",
+        f"W{STAMP} real.cc:10] a real warning",
+        f"E{STAMP} cuda_platform.cc:52] failed call to cuInit",
+        "Traceback: a real error",
+    ]
+    code = (
+        "import os, sys\n"
+        "from transfer.quiet import start_up_lines_filtered\n"
+        "with start_up_lines_filtered():\n"
+        "    for line in sys.argv[1:]:\n"
+        "        os.write(2, line.encode() + b'\\n')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *lines], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.stderr.splitlines() == [lines[1], lines[3]]

@@ -1,0 +1,60 @@
+"""metrics/report.md: the changed params, both models side by side, per class, figure links."""
+
+from tests.conftest import default_params
+from transfer.params import DEFAULTS
+from transfer.report import changed_params, run_report
+
+
+def test_the_shipped_params_yaml_holds_the_defaults():
+    assert default_params() == DEFAULTS
+
+
+def test_only_changed_params_are_listed_in_file_order():
+    params = default_params()
+    assert changed_params(params) == []
+    params["finetune"]["epochs"] = 10
+    params["data"]["image_size"] = 160
+    assert changed_params(params) == [("data.image_size", 100, 160), ("finetune.epochs", 2, 10)]
+
+
+def metrics(accuracy, classes):
+    per_class = {
+        name: {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "support": 10 + index}
+        for index, name in enumerate(classes)
+    }
+    return {
+        "accuracy": accuracy,
+        "balanced_accuracy": accuracy - 0.01,
+        "loss": 0.3,
+        "macro_f1": 0.7,
+        "per_class": per_class,
+    }
+
+
+def test_a_k_class_report_has_both_models_side_by_side_and_a_row_per_class():
+    params = default_params()
+    params["data"]["tfds_name"] = "tf_flowers"
+    classes = ["daisy", "roses", "tulips"]
+    evaluation = {
+        "head": metrics(0.8, classes),
+        "finetuned": metrics(0.9, classes),
+        "test_images": 33,
+        "classes": 3,
+        "validation": {"accuracy": 0.875},
+    }
+    report = run_report(params, evaluation)
+    lines = report.splitlines()
+    assert "| `data.tfds_name` | cats_vs_dogs | tf_flowers |" in lines
+    assert "| accuracy | 0.8000 | 0.9000 |" in lines
+    assert "| validation accuracy |  | 0.8750 |" in lines
+    assert not any("AUC" in line for line in lines)  # K classes: no single AUC in eval.json
+    assert "| roses | 0.5000 | 0.2500 | 0.3333 | 11 |" in lines
+    assert "- [learning curves](../plots/learning_curves.png)" in lines
+    assert lines[2] == "mobilenet_v2 at 100 px, 3 classes, 33 test images."
+
+
+def test_a_run_with_the_defaults_says_so():
+    evaluation = {"head": metrics(0.8, ["cat", "dog"]), "finetuned": metrics(0.9, ["cat", "dog"])}
+    evaluation.update(test_images=20, classes=2)
+    report = run_report(default_params(), evaluation)
+    assert "None: this run has the defaults (TensorFlow's tutorial)." in report

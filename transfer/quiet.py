@@ -1,0 +1,90 @@
+"""TensorFlow's C++ start-up lines, kept off stderr.
+
+Importing TensorFlow 2.21 on a machine without a GPU writes 5-7 lines to
+stderr (oneDNN, "Could not find cuda drivers", "failed call to cuInit", the
+CPU-feature banner) before absl's logging is initialised, so TF_CPP_MIN_LOG_LEVEL
+cannot hide them and a user reads "E0000 ... CUDA error" as a failure.
+
+`install()` (called when the package is imported) wraps the first
+`import tensorflow` of the process: while TensorFlow loads and finds its
+devices, file descriptor 2 goes to a temporary file; afterwards every captured
+line that is not one of the known start-up lines is written to stderr, so real
+warnings and errors still show. Only the start-up is filtered: nothing that
+TensorFlow writes later is touched. Modules keep a plain `import tensorflow`, and
+processes that never import TensorFlow (predict on a .tflite file) never pay for it.
+"""
+
+import contextlib
+import importlib.abc
+import importlib.machinery
+import os
+import re
+import sys
+import tempfile
+
+# The sources of the lines seen on a CPU machine. Only these: a GPU machine's
+# CUDA lines (cuda_executor, cuda_dnn, ...) may be real problems and still show.
+START_UP_SOURCES = ("port", "cudart_stub", "cpu_feature_guard", "cuda_platform")
+START_UP_LINE = re.compile(
+    r"All log messages before absl::InitializeLog\(\) is called"
+    rf"|^[IWE]\d{{4}} [\d:. ]+\d+ ({'|'.join(START_UP_SOURCES)})\.cc:\d+\]"
+    r"|^To enable the following instructions: .*rebuild TensorFlow"
+)
+
+
+def is_start_up_line(line):
+    return bool(START_UP_LINE.search(line))
+
+
+@contextlib.contextmanager
+def start_up_lines_filtered():
+    """Capture file descriptor 2; replay what is not a start-up line."""
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not is_start_up_line(line))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+
+
+class _QuietLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self.loader
+        with start_up_lines_filtered():
+            self.loader.exec_module(module)
+            # The CUDA platform (and its cuInit line) loads with the first device query.
+            module.config.list_physical_devices()
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def install():
+    """Filter the start-up lines of this process's first `import tensorflow`."""
+    if "tensorflow" in sys.modules or any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _QuietTensorFlowFinder())
