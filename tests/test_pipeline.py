@@ -23,6 +23,15 @@ from transfer.model import load_model
 pytestmark = pytest.mark.e2e
 
 STAGES = ["prepare", "extract", "train_head", "finetune", "evaluate", "export"]
+LONG_STEPS = [
+    "prepare: decoding photos",
+    "extract: features",
+    "finetune: caching the frozen bottom",
+    "evaluate: fine-tuned model",
+    "export: converting",
+    "export: int8 calibration",
+    "export: measuring every format",
+]
 
 
 def run(command, cwd, check=True):
@@ -106,6 +115,26 @@ def test_repro_runs_every_stage_and_writes_every_output(repo):
     }
     for path in outputs:
         assert (repo / path).exists(), path
+    # DVC's log of the run: one summary line per long step, and no TensorFlow start-up lines.
+    log = first.stdout + first.stderr
+    for step in LONG_STEPS:
+        assert len(re.findall(rf"^{re.escape(step)}: \d+ \w+ in [\d.]+ s \(", log, re.M)) == 1, step
+    assert "cuInit" not in log and "oneDNN" not in log and "absl::InitializeLog" not in log
+
+
+def test_the_run_report_has_the_changed_params_and_the_metrics(repo):
+    repo, _ = repo
+    report = (repo / "metrics" / "report.md").read_text().splitlines()
+    evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
+    assert "| `data.image_size` | 100 | 128 |" in report
+    assert "| `train_head.epochs` | 2 | 5 |" in report
+    head, finetuned = evaluation["head"]["accuracy"], evaluation["finetuned"]["accuracy"]
+    assert f"| accuracy | {head:.4f} | {finetuned:.4f} |" in report
+    cats = evaluation["finetuned"]["per_class"]["cats"]
+    assert (
+        f"| cats | {cats['precision']:.4f} | {cats['recall']:.4f} | {cats['f1']:.4f} | {cats['support']} |"
+        in report
+    )
 
 
 def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
@@ -190,6 +219,36 @@ def test_plots_hold_every_figure_and_both_phases(repo):
         assert {point["filename"] for point in plot_values(plots, name)} == {"head.csv", "finetuned.csv"}
     confusion = plot_values(plots, "confusion")
     assert {point["true_label"] for point in confusion} == {"cats", "dogs"}
+
+
+# Coloured pixels each chart draws at least (its marks; axes and text are grey):
+# a heat map fills its cells, a line chart draws its lines.
+VEGA_CHARTS = {"confusion": 20_000, "roc": 1_000, "precision_recall": 1_000, "loss": 1_000, "accuracy": 1_000}
+
+
+def test_plots_pages_draw_every_chart_in_a_browser_with_the_network_off(repo, tmp_path):
+    from dvc_render.html import PAGE_HTML
+
+    from tests.browser import coloured_pixels, screenshot
+
+    repo, _ = repo
+
+    def drawn(*dvc_plots, size=(900, 700)):
+        """`dvc plots ... -o DIR` opened offline: coloured pixels of its screenshot."""
+        out = tmp_path / f"page{len(list(tmp_path.glob('page*')))}"
+        run(["dvc", "plots", *dvc_plots, "-o", str(out)], repo)
+        return coloured_pixels(screenshot(out / "index.html", out / "shot.png", *size))
+
+    # Written by the evaluate stage on first use; .dvc/config (plots.html_template) points at it.
+    assert (repo / ".dvc" / "offline_plots.html").is_file()
+    for name, least in VEGA_CHARTS.items():
+        assert drawn("show", name) >= least, name
+    # The control: DVC's own page (Vega from a CDN) in the same browser draws nothing.
+    (tmp_path / "cdn.html").write_text(PAGE_HTML)
+    assert drawn("show", "roc", "--html-template", str(tmp_path / "cdn.html")) == 0
+    # Whole pages: every chart, and for the diff every chart of both revisions.
+    assert drawn("show", size=(1400, 1800)) >= sum(VEGA_CHARTS.values())
+    assert drawn("diff", "HEAD", size=(1400, 1800)) >= sum(VEGA_CHARTS.values())
 
 
 def test_exports_keep_the_models_accuracy(repo):
