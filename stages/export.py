@@ -6,7 +6,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from transfer.data import fixed_batches, read_meta, read_shards  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
@@ -89,7 +88,7 @@ def export_model(config):
         encoded = encode_png(timed.astype(np.uint8))
         latency = {
             "keras": mean_latency_ms(lambda image: model.predict_on_batch(image[np.newaxis]), timed),
-            "saved_model": mean_latency_ms(lambda data: serve(image_bytes=tf.constant([data])), encoded),
+            "saved_model": mean_latency_ms(lambda data: serving_probabilities(serve, [data]), encoded),
             **{
                 f"tflite_{name}": mean_latency_ms(
                     lambda image, tflite=tflite: tflite.logits(image[np.newaxis]), timed

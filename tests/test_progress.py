@@ -20,7 +20,7 @@ from tests.conftest import PROJECT_ROOT, make_image_folder, write_params
 from transfer.data import prepare_folder
 from transfer.progress import Progress
 
-SUMMARY = re.compile(r"^(?P<step>.+): (?P<count>\d+) images in \d+\.\d s \(\d+ images/s\)$")
+SUMMARY = re.compile(r"^(?P<step>.+): (?P<count>\d+) (?P<unit>\w+) in \d+\.\d s \([\d.e+-]+ (?P=unit)/s\)$")
 SIZE = 32
 
 
@@ -38,6 +38,13 @@ def test_off_a_terminal_a_step_writes_one_summary_line_with_count_and_rate():
     assert len(lines) == 1
     match = SUMMARY.match(lines[0])
     assert match and match["step"] == "extract: features" and match["count"] == "50"
+
+
+def test_slow_steps_give_their_rate_in_two_digits():
+    progress = Progress("export: converting", 3, unit="files")
+    progress.done = 3
+    assert progress.summary(30.3) == "export: converting: 3 files in 30.3 s (0.099 files/s)"
+    assert SUMMARY.match(progress.summary(30.3))
 
 
 def test_a_failing_step_writes_no_summary_line():

@@ -55,3 +55,19 @@ def test_lines_that_are_not_start_up_lines_still_show_in_order():
         [sys.executable, "-c", code, *lines], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.stderr.splitlines() == [lines[1], lines[3]]
+
+
+def test_python_writes_go_straight_through_while_cpp_lines_are_held():
+    # A progress bar drawn from Python keeps drawing while a TensorFlow call's C++ lines are held.
+    code = (
+        "import os, sys\n"
+        "from transfer.quiet import info_lines_filtered\n"
+        "with info_lines_filtered():\n"
+        f"    os.write(2, b'I{STAMP} reader.cc:83] Reading SavedModel\\n')\n"
+        f"    os.write(2, b'W{STAMP} helpers.cc:364] a warning\\n')\n"
+        "    sys.stderr.write('progress 1/2\\n')\n"
+        "    os.write(2, b'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n')\n"
+        "sys.stderr.write('after\\n')\n"
+    )
+    result = python(code)
+    assert result.stderr.splitlines() == ["progress 1/2", f"W{STAMP} helpers.cc:364] a warning", "after"]

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from transfer.predict import CLASSES_FILE, TFLITE_CLASSES_METADATA
+from transfer.quiet import info_lines_filtered
 
 
 def classes_json(task):
@@ -85,7 +86,9 @@ def export_tflite(saved_model, task, path, representative_images=None, progress=
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = calibration_inputs
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    Path(path).write_bytes(with_class_names(converter.convert(), task))
+    with info_lines_filtered():  # the converter's dozens of C++ INFO lines
+        converted = converter.convert()
+    Path(path).write_bytes(with_class_names(converted, task))
 
 
 def with_class_names(tflite_bytes, task):

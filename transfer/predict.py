@@ -19,6 +19,7 @@ import numpy as np
 from transfer.data import try_load_image
 from transfer.errors import PipelineError
 from transfer.evaluation import keras_logits, with_mirror
+from transfer.quiet import info_lines_filtered
 from transfer.task import THRESHOLD
 
 CLASSES_FILE = "classes.json"
@@ -69,7 +70,8 @@ class TFLiteModel:
     def __init__(self, path):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count())
+        with info_lines_filtered():
+            self.interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count())
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.image_size = int(self.input["shape"][1])
@@ -80,7 +82,8 @@ class TFLiteModel:
         """(N, logit_width) float64 logits of uint8 or float images, values 0-255."""
         if self.batch != len(images):
             self.interpreter.resize_tensor_input(self.input["index"], [len(images), *self.input["shape"][1:]])
-            self.interpreter.allocate_tensors()
+            with info_lines_filtered():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self.interpreter.allocate_tensors()
             self.batch = len(images)
         self.interpreter.set_tensor(self.input["index"], images.astype(np.float32))
         self.interpreter.invoke()

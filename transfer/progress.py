@@ -11,6 +11,23 @@ import time
 from tqdm import tqdm
 
 
+class CurrentStderr:
+    """sys.stderr as it is at each write: transfer.quiet swaps it while TensorFlow's
+    C++ lines are held back, and a bar must keep drawing meanwhile."""
+
+    def write(self, text):
+        return sys.stderr.write(text)
+
+    def flush(self):
+        sys.stderr.flush()
+
+    def isatty(self):
+        return sys.stderr.isatty()
+
+    def fileno(self):  # tqdm reads the terminal's width from it
+        return sys.stderr.fileno()
+
+
 class Progress:
     """`with Progress("extract", total) as progress: ... progress.update(n)`.
 
@@ -20,7 +37,7 @@ class Progress:
 
     def __init__(self, description, total, unit="images", stream=None):
         self.description, self.total, self.unit = description, total, unit
-        self.stream = stream or sys.stderr
+        self.stream = stream or CurrentStderr()
         self.done = 0
         self.bar = None
 
@@ -44,7 +61,8 @@ class Progress:
 
     def summary(self, seconds):
         rate = self.done / max(seconds, 1e-9)
-        return f"{self.description}: {self.done} {self.unit} in {seconds:.1f} s ({rate:.0f} {self.unit}/s)"
+        rate = f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"  # 213 images/s, 0.099 files/s
+        return f"{self.description}: {self.done} {self.unit} in {seconds:.1f} s ({rate} {self.unit}/s)"
 
 
 def tracked(items, progress, count=len):

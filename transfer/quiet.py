@@ -32,29 +32,61 @@ START_UP_LINE = re.compile(
 )
 
 
+# INFO lines of TensorFlow's C++ code (the TFLite converter's, dozens per file)
+# and LiteRT's interpreter ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.").
+INFO_LINE = re.compile(r"^I\d{4} [\d:. ]+\d+ [\w.]+:\d+\]|^INFO: ")
+
+
 def is_start_up_line(line):
     return bool(START_UP_LINE.search(line))
 
 
+def is_info_line(line):
+    """What TF_CPP_MIN_LOG_LEVEL=1 means to hide, but cannot before absl logging starts."""
+    return bool(INFO_LINE.search(line))
+
+
 @contextlib.contextmanager
-def start_up_lines_filtered():
-    """Capture file descriptor 2; replay what is not a start-up line."""
+def stderr_filtered(is_noise):
+    """C++ writes to file descriptor 2 are held in a file and written back, less the
+    lines is_noise picks, at the end. Python's own writes meanwhile (warnings,
+    progress bars: sys.stderr) still go straight to the real stderr."""
     sys.stderr.flush()
     saved_stderr = os.dup(2)
+    python_stderr = sys.stderr
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
+        if _writes_to_fd_2(python_stderr):
+            sys.stderr = open(os.dup(saved_stderr), "w", buffering=1, errors="backslashreplace")
         try:
             yield
         finally:
-            sys.stderr.flush()
+            if sys.stderr is not python_stderr:
+                sys.stderr.close()
+                sys.stderr = python_stderr
             os.dup2(saved_stderr, 2)
             os.close(saved_stderr)
             captured.seek(0)
             lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            kept = "".join(line for line in lines if not is_start_up_line(line))
+            kept = "".join(line for line in lines if not is_noise(line))
             if kept:
                 sys.stderr.write(kept)
                 sys.stderr.flush()
+
+
+def _writes_to_fd_2(stream):
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # e.g. pytest's capture
+        return False
+
+
+def start_up_lines_filtered():
+    return stderr_filtered(is_start_up_line)
+
+
+def info_lines_filtered():
+    return stderr_filtered(is_info_line)
 
 
 class _QuietLoader(importlib.abc.Loader):
