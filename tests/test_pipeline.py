@@ -223,7 +223,15 @@ def test_plots_hold_every_figure_and_both_phases(repo):
 
 # Coloured pixels each chart draws at least (its marks; axes and text are grey):
 # a heat map fills its cells, a line chart draws its lines.
-VEGA_CHARTS = {"confusion": 20_000, "roc": 1_000, "precision_recall": 1_000, "loss": 1_000, "accuracy": 1_000}
+VEGA_CHARTS = {
+    "confusion": 20_000,
+    "roc": 1_000,
+    "precision_recall": 1_000,
+    "roc_per_class": 1_000,
+    "precision_recall_per_class": 1_000,
+    "loss": 1_000,
+    "accuracy": 1_000,
+}
 
 
 def test_plots_pages_draw_every_chart_in_a_browser_with_the_network_off(repo, tmp_path):
