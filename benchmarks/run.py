@@ -15,6 +15,11 @@ interleaved, several times, and medians are reported. Figures:
               whole processes, at 2 and 10 epochs
   backbones   extract images/s of each registered backbone at 224 px (random
               weights: speed does not depend on them), on 256 of the photos
+  litert      LiteRT (XNNPACK) vs TensorFlow at 160 px: extract's forward pass (and the
+              extract stage's code with extract.runtime litert), and whole `predict`
+              commands (start-up included) on the 1,000 validation photos for a
+              .keras file with each --runtime (LiteRT cached, and its first run with
+              the conversion) and for both exported .tflite files
   scale       every stage at the seed's defaults on 1x, 4x and 10x the photos
               (the extra ones mirrored, cropped and rotated): time per photo
               and peak RSS against the 1x run
@@ -297,6 +302,81 @@ def bench_scale(work, photos, weights, factors=SCALE_FACTORS):
     return results
 
 
+def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=64):
+    """LiteRT (XNNPACK) against TensorFlow: extract's forward pass, and whole predict commands."""
+    from transfer.data import SPLITS, read_shards
+    from transfer.export import export_tflite
+    from transfer.features import extract_all
+    from transfer.litert import outputs_of, plain_saved_model
+    from transfer.model import build_base, build_classifier, build_feature_extractor, build_head
+    from transfer.task import Task
+
+    os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # a cold cache: the conversion is timed once
+    extractor = build_feature_extractor(build_base(size, weights))
+    images = np.concatenate([shard[0] for split in SPLITS for shard in read_shards(prepared, split)])
+    images = images[: len(images) // batch_size * batch_size]  # full batches, as extract runs them
+    conversion_s = timed(lambda: outputs_of(extractor, "litert"))
+    runs = {"tensorflow": extractor.predict_on_batch, "litert": outputs_of(extractor, "litert")}
+
+    def forward(name):
+        for start in range(0, len(images), batch_size):
+            runs[name](images[start : start + batch_size])
+
+    def stage():
+        with tempfile.TemporaryDirectory() as out:
+            extract_all(extractor, prepared, out, batch_size, runs["litert"])
+
+    for name in runs:
+        forward(name)  # warm-up: tracing, kernel selection, XNNPACK packing
+    times = {"tensorflow": [], "litert": [], "litert_stage": []}
+    for _ in range(repeats):
+        for name in runs:
+            times[name].append(timed(lambda name=name: forward(name)))
+        times["litert_stage"].append(timed(stage))
+    count = sum(1 for split in SPLITS for shard in read_shards(prepared, split) for _ in shard[1])
+    extract = {
+        "images": len(images),
+        "size": size,
+        "tensorflow": median_rate(len(images), times["tensorflow"]),
+        "litert": median_rate(len(images), times["litert"]),
+        "litert_stage": median_rate(count, times["litert_stage"]),
+        "conversion_s": conversion_s,
+    }
+    extract["ratio"] = extract["litert"] / extract["tensorflow"]
+
+    # predict: whole commands (start-up included) on the 1,000 validation photos, a 160 px
+    # classifier (real base, random head: speed does not depend on the head's weights).
+    folder = photos / "validation"
+    files = len(list(folder.rglob("*.jpg")))
+    model_dir = work / "predict"
+    model_dir.mkdir()
+    model = build_classifier(build_base(size, weights), build_head())
+    model.save(model_dir / "model.keras")
+    task = Task(["cats", "dogs"])
+    (model_dir / "classes.json").write_text(json.dumps({"class_names": task.class_names}))
+    with plain_saved_model(model) as saved_model:
+        export_tflite(saved_model, task, model_dir / "model_float32.tflite")
+        export_tflite(saved_model, task, model_dir / "model_int8.tflite", images[:200])
+    predict = [sys.executable, "-m", "transfer", "predict"]
+    commands = {
+        "keras_runtime_keras": [*predict, "--runtime", "keras", model_dir / "model.keras", folder],
+        "keras_runtime_litert": [*predict, "--runtime", "litert", model_dir / "model.keras", folder],
+        "tflite_float32": [*predict, model_dir / "model_float32.tflite", folder],
+        "tflite_int8": [*predict, model_dir / "model_int8.tflite", folder],
+    }
+    first_litert_s, _ = run_process(commands["keras_runtime_litert"], ROOT)  # converts and caches
+    seconds = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, command in commands.items():
+            seconds[name].append(run_process(command, ROOT)[0])
+    result = {name: {"seconds": statistics.median(times)} for name, times in seconds.items()}
+    result["keras_runtime_litert_first"] = {"seconds": first_litert_s}
+    for run in result.values():
+        run["photos_per_s"] = files / run["seconds"]
+        run["vs_keras"] = result["keras_runtime_keras"]["seconds"] / run["seconds"]
+    return {"extract": extract, "predict": {"photos": files, **result}}
+
+
 def bench_pipeline(work, photos, weights, run_tutorial):
     params = {
         "data.source": "folder",
@@ -342,7 +422,7 @@ def main():
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated: extract,finetune,backbones,head,scale,pipeline,tutorial-full",
+        help="comma-separated: extract,finetune,backbones,head,litert,scale,pipeline,tutorial-full",
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     args = parser.parse_args()
@@ -354,7 +434,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
-        if not {"extract", "finetune"} <= skip:
+        if not {"extract", "finetune", "litert"} <= skip:
             prepare_folder(photos, work / "prepared", 160, [0.8, 0.1, 0.1], seed=42)
         if "extract" not in skip:
             results["extract"] = bench_extract(work / "prepared", str(weights), 160, 64, args.repeats)
@@ -373,6 +453,9 @@ def main():
             }
             results["head"] = bench_head(make_repo(work / "head", params), photos, weights, 160, args.repeats)
             print("head", json.dumps(results["head"]), flush=True)
+        if "litert" not in skip:
+            results["litert"] = bench_litert(work, work / "prepared", photos, str(weights), args.repeats)
+            print("litert", json.dumps(results["litert"]), flush=True)
         if "scale" not in skip:
             results["scale"] = bench_scale(work, photos, weights)
         if "pipeline" not in skip:
@@ -411,6 +494,44 @@ def print_table(results):
                 "",
             )
         )
+    if "litert" in results:
+        r = results["litert"]["extract"]
+        rows.append(
+            (
+                f"extract {r['size']} px, LiteRT forward pass images/s",
+                f"{r['litert']:.1f}",
+                f"{r['tensorflow']:.1f} (TensorFlow's)",
+                f"{r['ratio']:.2f}",
+                ">= 1.8",
+            )
+        )
+        rows.append(
+            (
+                "extract stage code, extract.runtime litert images/s",
+                f"{r['litert_stage']:.1f}",
+                f"{r['tensorflow']:.1f} (TensorFlow's forward pass)",
+                f"{r['litert_stage'] / r['tensorflow']:.2f}",
+                "",
+            )
+        )
+        predict = results["litert"]["predict"]
+        keras_rate = predict["keras_runtime_keras"]["photos_per_s"]
+        for name, goal in (
+            ("keras_runtime_keras", ""),
+            ("keras_runtime_litert", ">= 3"),
+            ("keras_runtime_litert_first", ""),
+            ("tflite_float32", ""),
+            ("tflite_int8", ""),
+        ):
+            rows.append(
+                (
+                    f"predict {predict['photos']} photos, {name} photos/s",
+                    f"{predict[name]['photos_per_s']:.0f}",
+                    f"{keras_rate:.0f} (.keras, --runtime keras)",
+                    f"{predict[name]['vs_keras']:.2f}",
+                    goal,
+                )
+            )
     for epochs, goal in (("2_epochs", ">= 5x"), ("10_epochs", ">= 20x")):
         if epochs in results.get("head", {}):
             r = results["head"][epochs]

@@ -11,6 +11,7 @@ from transfer.evaluation import (  # noqa: E402
     PREDICTION_COLUMNS,
     evaluation_report,
     images_by_id,
+    logits_of_file,
     most_confidently_wrong,
     predict_split,
     prediction_rows,
@@ -39,13 +40,13 @@ MISCLASSIFIED_SHOWN = 16
 def main():
     params = load_params()
     with start(params["runtime"], training=False).scope():
-        evaluation = evaluate_models(params["evaluate"])
+        evaluation = evaluate_models(params["evaluate"], params["runtime"]["threads"])
     write_text("metrics/report.md", run_report(params, evaluation))
     # Not an output of the pipeline: the page template `dvc plots show` uses from now on.
     ensure_template()
 
 
-def evaluate_models(config):
+def evaluate_models(config, threads):
     batch_size = config["batch_size"]
     meta = read_meta("data/prepared")
     task = Task(meta["class_names"])
@@ -53,14 +54,14 @@ def evaluate_models(config):
     head_logits = load_model("models/head.keras").predict(features[:], batch_size=batch_size, verbose=0)
     # Test-time augmentation applies to the fine-tuned model: the head-only
     # figures stay those of the cached features, the baseline it improves on.
-    model = load_model("models/model.keras")
+    logits_of = logits_of_file("models/model.keras", config["runtime"], threads)
     total = sum(meta["splits"][split]["count"] for split in ("test", "validation"))
     with Progress("evaluate: fine-tuned model", total) as progress:
         logits, labels, ids = predict_split(
-            model, task, "data/prepared", "test", batch_size, config["tta"], progress
+            logits_of, task, "data/prepared", "test", batch_size, config["tta"], progress
         )
         validation = predict_split(
-            model, task, "data/prepared", "validation", batch_size, config["tta"], progress
+            logits_of, task, "data/prepared", "validation", batch_size, config["tta"], progress
         )[:2]
 
     evaluation = evaluation_report(task, head_logits, head_labels, logits, labels, validation)

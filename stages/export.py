@@ -17,13 +17,13 @@ from transfer.export import (  # noqa: E402
     file_size,
     load_serving,
     mean_latency_ms,
-    plain_saved_model,
     serving_probabilities,
 )
 from transfer.io import atomic_path, write_json  # noqa: E402
+from transfer.litert import TFLiteModel, plain_saved_model  # noqa: E402
 from transfer.model import computing_in_float32, load_model  # noqa: E402
 from transfer.params import load_params  # noqa: E402
-from transfer.predict import CLASSES_FILE, TFLiteModel, read_class_names  # noqa: E402
+from transfer.predict import CLASSES_FILE, read_class_names  # noqa: E402
 from transfer.progress import Progress  # noqa: E402
 from transfer.runtime import start  # noqa: E402
 from transfer.task import Task  # noqa: E402

@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 from transfer.errors import run_stage  # noqa: E402
 from transfer.features import extract_all  # noqa: E402
 from transfer.io import atomic_path, write_json  # noqa: E402
+from transfer.litert import outputs_of  # noqa: E402
 from transfer.model import base_facts, build_base, build_feature_extractor  # noqa: E402
 from transfer.params import load_params  # noqa: E402
 from transfer.runtime import start  # noqa: E402
@@ -19,9 +20,12 @@ def main():
     with start(params["runtime"], training=False).scope():
         base = build_base(params["data"]["image_size"], model["weights"], model["backbone"])
         extractor = build_feature_extractor(base)
+        features_of = outputs_of(extractor, params["extract"]["runtime"], params["runtime"]["threads"])
         with atomic_path("data/features") as features:
             features.mkdir()
-            counts = extract_all(extractor, "data/prepared", features, params["extract"]["batch_size"])
+            counts = extract_all(
+                extractor, "data/prepared", features, params["extract"]["batch_size"], features_of
+            )
     write_json(
         "metrics/extract.json",
         {

@@ -6,6 +6,7 @@ from transfer.data import prepare_folder, read_shards
 from transfer.evaluation import (
     evaluation_report,
     images_by_id,
+    keras_logits,
     most_confidently_wrong,
     predict_split,
     prediction_rows,
@@ -78,7 +79,9 @@ def test_predict_split_and_images_by_id(tmp_path, monkeypatch):
     root = make_image_folder(tmp_path / "images", per_class=10)
     prepare_folder(root, tmp_path / "prepared", 32, [0.5, 0.25, 0.25], seed=0)
     model = build_classifier(build_base(32, "none"), build_head())
-    logits, labels, ids = predict_split(model, BINARY, tmp_path / "prepared", "train", batch_size=3)
+    logits, labels, ids = predict_split(
+        keras_logits(model), BINARY, tmp_path / "prepared", "train", batch_size=3
+    )
     shards = list(read_shards(tmp_path / "prepared", "train"))
     images = np.concatenate([shard[0] for shard in shards])
     np.testing.assert_allclose(logits, model.predict(images, verbose=0), atol=1e-5)
@@ -106,8 +109,10 @@ def test_predict_split_with_tta_uses_the_mirror(tmp_path, shared_weights):
     prepare_folder(root, tmp_path / "prepared", 32, [0.5, 0.25, 0.25], seed=0)
     keras.utils.set_random_seed(0)  # real base, random head: varied logits
     model = build_classifier(build_base(32, str(shared_weights)), build_head())
-    plain, _, _ = predict_split(model, BINARY, tmp_path / "prepared", "train", batch_size=4)
-    tta, _, _ = predict_split(model, BINARY, tmp_path / "prepared", "train", batch_size=4, tta=True)
+    plain, _, _ = predict_split(keras_logits(model), BINARY, tmp_path / "prepared", "train", batch_size=4)
+    tta, _, _ = predict_split(
+        keras_logits(model), BINARY, tmp_path / "prepared", "train", batch_size=4, tta=True
+    )
     images = np.concatenate([shard[0] for shard in read_shards(tmp_path / "prepared", "train")])
     mirrored = model.predict(images[:, :, ::-1], verbose=0)
     assert np.ptp(plain) > 0.1

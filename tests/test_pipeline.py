@@ -18,6 +18,7 @@ import yaml
 from PIL import Image
 
 from tests.conftest import PROJECT_ROOT, copy_shared_subset, write_params
+from tests.test_predict import LITERT_TOLERANCE
 from transfer.model import load_model
 
 pytestmark = pytest.mark.e2e
@@ -324,7 +325,7 @@ def test_tflite_models_run_in_litert_and_in_predict(repo, tmp_path):
         "np.save(sys.argv[3], interpreter.get_tensor(interpreter.get_output_details()[0]['index']))\n"
         "assert 'tensorflow' not in sys.modules\n"
     )
-    from transfer.predict import TFLiteModel
+    from transfer.litert import TFLiteModel
 
     expected = {"float32": keras_probabilities(repo, images)}
     int8_logits = TFLiteModel(repo / "export" / "model_int8.tflite").logits(images).reshape(-1)
@@ -345,15 +346,25 @@ def test_tflite_models_run_in_litert_and_in_predict(repo, tmp_path):
         np.testing.assert_allclose(probabilities, expected[name], atol=tolerance)
 
     photos = repo.parent / "photos"
-    _, keras_lines = run_predict(repo / "models" / "model.keras", photos)
+    _, keras_lines = run_predict(repo / "models" / "model.keras", photos, "--runtime", "keras")
     _, tflite_lines = run_predict(repo / "export" / "model_float32.tflite", photos)
     assert [line.get("label") for line in tflite_lines] == [line.get("label") for line in keras_lines]
     assert len(keras_lines) == 301 and sum("error" in line for line in keras_lines) == 1
+    # The default for a .keras file: LiteRT, from its cached conversion. Same labels on
+    # the 300 photos, scores within the stated tolerance (tests/test_predict.py).
+    _, litert_lines = run_predict(repo / "models" / "model.keras", photos)
+    assert [line.get("label") for line in litert_lines] == [line.get("label") for line in keras_lines]
+    for litert, keras_line in zip(litert_lines, keras_lines):
+        assert litert.get("score", 0) == pytest.approx(keras_line.get("score", 0), abs=LITERT_TOLERANCE)
+    assert len(list((repo / "models" / ".litert-cache").glob("*.tflite"))) == 1
+    assert "litert-cache" not in run(["git", "status", "--porcelain"], repo).stdout  # git ignores it
 
 
-def run_predict(model, *paths):
+def run_predict(model, *arguments):
     result = run(
-        [sys.executable, "-m", "transfer", "predict", str(model), *map(str, paths)], PROJECT_ROOT, check=False
+        [sys.executable, "-m", "transfer", "predict", str(model), *map(str, arguments)],
+        PROJECT_ROOT,
+        check=False,
     )
     assert result.returncode == 1, result.stderr[-2000:]  # the text file named .jpg
     return result, [json.loads(line) for line in result.stdout.splitlines()]
@@ -374,6 +385,23 @@ def test_nothing_changed_runs_nothing_and_a_head_param_reruns_only_downstream(re
     params_diff = json.loads(run(["dvc", "params", "diff", "--json"], repo).stdout)
     learning_rate = params_diff["params.yaml"]["train_head.learning_rate"]
     assert (learning_rate["old"], learning_rate["new"]) == (0.001, 0.0005)
+
+
+def test_litert_extract_and_evaluate_reach_the_same_accuracy(repo):
+    repo, _ = repo
+    before = json.loads((repo / "metrics" / "eval.json").read_text())
+    set_params(repo, extract__runtime="litert", evaluate__runtime="litert")
+    rerun = run(["dvc", "repro", "evaluate"], repo)
+    assert stages_run(rerun.stdout) == ["extract", "train_head", "finetune", "evaluate"]
+    after = json.loads((repo / "metrics" / "eval.json").read_text())
+    # 105 test images: within two images of TensorFlow's figures (the features differ
+    # by about 1e-5, so the head trains on slightly different numbers).
+    for model in ("head", "finetuned"):
+        assert abs(after[model]["accuracy"] - before[model]["accuracy"]) <= 2 / after["test_images"], model
+    assert after["finetuned"]["accuracy"] >= 0.8
+    set_params(repo, extract__runtime="tensorflow", evaluate__runtime="tensorflow")
+    run(["dvc", "repro"], repo)  # back to TensorFlow's outputs, from DVC's run cache
+    assert json.loads((repo / "metrics" / "eval.json").read_text()) == before
 
 
 def test_the_accuracy_levers_flow_through_the_pipeline(repo):

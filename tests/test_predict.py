@@ -71,11 +71,19 @@ def test_predict_prints_a_json_line_per_image_and_reports_bad_files(model_dir, m
     assert "cannot identify image file" in by_name["d_text.jpg"]["error"]
 
 
-def test_predict_agrees_with_keras_predict_on_the_same_images(model_dir, mixed_folder):
+# Probabilities from LiteRT's conversion of a .keras file against Keras's: the same
+# float32 network, summed in another order.
+LITERT_TOLERANCE = 1e-3
+
+
+@pytest.mark.parametrize(
+    "runtime, tolerance", [("keras", 1e-5), ("litert", LITERT_TOLERANCE), ("auto", 1e-3)]
+)
+def test_predict_agrees_with_keras_predict_on_the_same_images(model_dir, mixed_folder, runtime, tolerance):
     import keras
 
     files = [mixed_folder / "a_good.jpg", mixed_folder / "b_good.jpg", mixed_folder / "e_alpha.png"]
-    result, lines = predict(model_dir / "model.keras", *files)
+    result, lines = predict(model_dir / "model.keras", *files, "--runtime", runtime)
     assert result.returncode == 0
     model = keras.models.load_model(model_dir / "model.keras")
     logits = model.predict(np.stack([load_image(path, SIZE) for path in files]), verbose=0).reshape(-1)
@@ -83,20 +91,22 @@ def test_predict_agrees_with_keras_predict_on_the_same_images(model_dir, mixed_f
     for line, probability in zip(lines, probabilities):
         assert line["label"] == ("dog" if probability > 0.5 else "cat")
         expected = probability if probability > 0.5 else 1 - probability
-        assert line["score"] == pytest.approx(expected, abs=1e-5)
+        assert line["score"] == pytest.approx(expected, abs=tolerance)
+    if runtime != "keras":  # converted once, beside the model
+        assert len(list((model_dir / ".litert-cache").glob("*.tflite"))) == 1
 
 
 def test_tta_averages_the_probability_of_each_image_and_its_mirror(model_dir, mixed_folder):
     import keras
 
     files = [mixed_folder / "a_good.jpg", mixed_folder / "e_alpha.png"]
-    result, lines = predict(model_dir / "model.keras", *files, "--tta")
+    result, lines = predict(model_dir / "model.keras", *files, "--tta", "--runtime", "keras")
     assert result.returncode == 0
     model = keras.models.load_model(model_dir / "model.keras")
     images = np.stack([load_image(path, SIZE) for path in files])
     both = [model.predict(batch, verbose=0).reshape(-1) for batch in (images, images[:, :, ::-1])]
     probabilities = np.mean([1 / (1 + np.exp(-logits)) for logits in both], axis=0)
-    _, plain = predict(model_dir / "model.keras", *files)
+    _, plain = predict(model_dir / "model.keras", *files, "--runtime", "keras")
     for line, plain_line, probability in zip(lines, plain, probabilities):
         expected = probability if line["label"] == "dog" else 1 - probability
         assert line["score"] == pytest.approx(expected, abs=1e-5)
@@ -215,3 +225,37 @@ def test_a_batch_of_only_unreadable_files_is_reported_and_the_run_goes_on(model_
     assert status == 1
     assert ["error" in line for line in lines] == [True, False, True]
     assert lines[1]["label"] in ("cat", "dog")
+
+
+def test_a_model_litert_cannot_run_falls_back_to_keras_with_one_notice(tmp_path, mixed_folder, capsys):
+    import keras
+
+    # Area resizing (TensorFlow's ResizeArea) has no LiteRT builtin.
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Resizing(16, 16, interpolation="area")(inputs)
+    keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(x))).save(
+        tmp_path / "model.keras"
+    )
+    (tmp_path / "classes.json").write_text(json.dumps({"class_names": ["cat", "dog"]}))
+    image = mixed_folder / "a_good.jpg"
+    status, auto, err = predict_in_process(capsys, tmp_path / "model.keras", image)
+    assert status == 0 and auto[0]["label"] in ("cat", "dog")
+    notices = [line for line in err.splitlines() if line.startswith("notice:")]
+    assert len(notices) == 1 and "running" in notices[0] and "with Keras" in notices[0]
+    assert "ResizeArea" in notices[0]
+    _, keras_lines, _ = predict_in_process(capsys, tmp_path / "model.keras", image, "--runtime", "keras")
+    assert auto == keras_lines
+    status, lines, err = predict_in_process(capsys, tmp_path / "model.keras", image, "--runtime", "litert")
+    assert status == 2 and lines == []
+    assert err.splitlines()[-1].startswith(f"error: cannot run {tmp_path / 'model.keras'} with LiteRT:")
+
+
+def test_runtime_keras_needs_a_keras_file(tmp_path, mixed_folder, capsys):
+    (tmp_path / "model.tflite").write_bytes(b"not used")
+    (tmp_path / "classes.json").write_text(json.dumps({"class_names": ["cat", "dog"]}))
+    image = mixed_folder / "a_good.jpg"
+    status, _, err = predict_in_process(capsys, tmp_path / "model.tflite", image, "--runtime", "keras")
+    assert status == 2
+    assert err.strip().splitlines()[-1] == (
+        f"error: --runtime keras needs a .keras model; {tmp_path / 'model.tflite'} is a TFLite file"
+    )

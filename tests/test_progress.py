@@ -82,7 +82,17 @@ def command(step, project):
     root, photos = project
     if step == "extract: features":
         return [sys.executable, str(PROJECT_ROOT / "stages" / "extract.py")]
-    return [sys.executable, "-m", "transfer", "predict", str(root / "model.keras"), str(photos)]
+    # Keras: TensorFlow in the process (LiteRT, the default, runs without it).
+    return [
+        sys.executable,
+        "-m",
+        "transfer",
+        "predict",
+        "--runtime",
+        "keras",
+        str(root / "model.keras"),
+        str(photos),
+    ]
 
 
 # `python -m transfer` from the project's folder, wherever the test runs it.

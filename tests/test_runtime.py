@@ -207,8 +207,8 @@ def test_multi_worker_is_refused_before_any_work():
 
 def test_bfloat16_trains_evaluates_and_exports_close_to_float32(workspace, one_device, tmp_path):
     from transfer.data import read_shards
+    from transfer.litert import TFLiteModel
     from transfer.model import load_model
-    from transfer.predict import TFLiteModel
 
     work = copy_workspace(workspace, tmp_path / "work", mixed_precision="bfloat16")
     for stage in ("train_head", "finetune", "evaluate", "export"):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from transfer.errors import PipelineError
+from transfer.predict import RUNTIMES
 from transfer.task import THRESHOLD, Task
 
 # --top when not given: the three best classes for K > 2; none for two classes.
@@ -31,7 +32,7 @@ def predict_command(args):
             "and predicts the most probable"
         )
     files = find_images(args.paths)
-    model = open_model(args.model)
+    model = open_model(args.model, args.runtime)
     top = args.top if args.top is not None else (0 if task.binary else DEFAULT_TOP)
     threshold = THRESHOLD if args.threshold is None else args.threshold
     failed = 0
@@ -83,6 +84,13 @@ def main(argv=None):
         metavar="K",
         help=f'add "top": the K most probable classes with their probabilities '
         f"(default {DEFAULT_TOP} for more than two classes, 0 for two)",
+    )
+    predict.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="how a .keras model runs: litert (converted once, cached in .litert-cache/ beside it; "
+        "several times faster on a CPU), keras, or auto (default: litert, else keras with a notice)",
     )
     predict.add_argument(
         "--tta",

@@ -3,6 +3,7 @@
 import numpy as np
 
 from transfer.data import fixed_batches, read_shards
+from transfer.litert import TFLiteModel, keras_file_as_tflite
 from transfer.metrics import classification_metrics
 from transfer.task import THRESHOLD
 
@@ -30,9 +31,20 @@ def keras_logits(model):
     return logits_of
 
 
-def predict_split(model, task, prepared_dir, split, batch_size, tta=False, progress=None):
-    """(logits, labels, ids) of a model over one prepared split, streamed in fixed batches."""
-    logits_of = keras_logits(model)
+def logits_of_file(model_path, runtime, threads=0):
+    """images -> (N, logit width) logits of a .keras file, run by `runtime`
+    (evaluate.runtime): tensorflow (Keras), or litert (its cached float32 conversion,
+    XNNPACK on `threads` threads, 0: every core)."""
+    if runtime == "tensorflow":
+        from transfer.model import load_model
+
+        return keras_logits(load_model(model_path))
+    return TFLiteModel(keras_file_as_tflite(model_path), threads).logits
+
+
+def predict_split(logits_of, task, prepared_dir, split, batch_size, tta=False, progress=None):
+    """(logits, labels, ids) of a model (logits_of: images -> N x logit width) over one
+    prepared split, streamed in fixed batches."""
     if tta:
         logits_of = with_mirror(logits_of, task)
     logits, labels, ids = [], [], []

@@ -13,9 +13,7 @@
   a float interface. The class names are in the file's metadata.
 """
 
-import contextlib
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,8 +21,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from transfer.litert import tflite_bytes
 from transfer.predict import CLASSES_FILE, TFLITE_CLASSES_METADATA
-from transfer.quiet import info_lines_filtered
 
 
 def classes_json(task):
@@ -62,41 +60,19 @@ def export_saved_model(model, task, path):
     (extra / CLASSES_FILE).write_text(classes_json(task))
 
 
-@contextlib.contextmanager
-def plain_saved_model(model):
-    """The model as a plain SavedModel (images -> logits) in a temporary folder: what the
-    TFLite converter reads. Traced once for both TFLite files."""
-    with tempfile.TemporaryDirectory() as saved_model:
-        model.export(saved_model, format="tf_saved_model", verbose=False)
-        yield saved_model
-
-
 def export_tflite(saved_model, task, path, representative_images=None, progress=None):
     """Write a .tflite file from plain_saved_model's folder: float32, or int8 when
     representative images are given (progress, if any, counts them as calibration runs)."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-    if representative_images is not None:
-
-        def calibration_inputs():
-            for image in representative_images:
-                yield [image[np.newaxis].astype(np.float32)]
-                if progress is not None:
-                    progress.update(1)
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = calibration_inputs
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with info_lines_filtered():  # the converter's dozens of C++ INFO lines
-        converted = converter.convert()
+    converted = tflite_bytes(saved_model, representative_images, progress)
     Path(path).write_bytes(with_class_names(converted, task))
 
 
-def with_class_names(tflite_bytes, task):
+def with_class_names(flatbuffer, task):
     """The .tflite file with the class names added to its metadata, so they travel with it."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
-    model = flatbuffer_utils.read_model_from_bytearray(tflite_bytes)
+    model = flatbuffer_utils.read_model_from_bytearray(flatbuffer)
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(classes_json(task).encode(), dtype=np.uint8)
     model.buffers.append(buffer)

@@ -22,10 +22,10 @@ CHECKSUMS_FILE = "checksums.json"
 CLASSES_FILE = "classes.json"
 
 
-def extract_split(extractor, prepared_dir, split, out_dir, batch_size, progress=None):
-    """Write one split's features and labels; returns the number of images."""
+def extract_split(features_of, width, prepared_dir, split, out_dir, batch_size, progress=None):
+    """Write one split's features (features_of(images) -> N x width) and labels; returns the
+    number of images."""
     count = read_meta(prepared_dir)["splits"][split]["count"]
-    width = extractor.output_shape[-1]
     out_dir = Path(out_dir)
     labels = np.empty(count, dtype=np.float32)
     done = 0
@@ -35,20 +35,25 @@ def extract_split(extractor, prepared_dir, split, out_dir, batch_size, progress=
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
         np.lib.format.write_array_header_1_0(file, {**header, "shape": (count, width)})
         for images, batch_labels, _, real in fixed_batches(prepared_dir, split, batch_size, progress):
-            file.write(np.asarray(extractor.predict_on_batch(images), np.float32)[:real].tobytes())
+            file.write(np.asarray(features_of(images), np.float32)[:real].tobytes())
             labels[done : done + real] = batch_labels
             done += real
     np.save(out_dir / f"{split}_labels.npy", labels)
     return done
 
 
-def extract_all(extractor, prepared_dir, out_dir, batch_size):
-    """Features of every split, and their checksums; returns the image count per split."""
+def extract_all(extractor, prepared_dir, out_dir, batch_size, features_of=None):
+    """Features of every split, and their checksums; returns the image count per split.
+
+    features_of: images -> features; the Keras extractor's predict_on_batch unless
+    given (transfer.litert.outputs_of runs the same network in LiteRT)."""
+    features_of = features_of or extractor.predict_on_batch
+    width = extractor.output_shape[-1]
     meta = read_meta(prepared_dir)
     total = sum(meta["splits"][split]["count"] for split in SPLITS)
     with Progress("extract: features", total) as progress:
         counts = {
-            split: extract_split(extractor, prepared_dir, split, out_dir, batch_size, progress)
+            split: extract_split(features_of, width, prepared_dir, split, out_dir, batch_size, progress)
             for split in SPLITS
         }
     class_names = meta["class_names"]

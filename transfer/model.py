@@ -240,8 +240,8 @@ def load_model(path):
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except ValueError as error:
-        if "safe_mode" not in str(error):
-            raise
+        if "safe_mode" not in str(error):  # not a .keras zip, or a broken one
+            raise PipelineError(f"cannot load {path}: {one_line(error)}") from None
         raise PipelineError(
             f"refusing to load {path}: it contains code (a Lambda layer), unsafe to run"
         ) from None

@@ -16,6 +16,7 @@ from transfer.errors import PipelineError, one_line
 from transfer.runtime import PRECISIONS, STRATEGIES
 
 SOURCES = ("tfds", "folder")
+INFERENCE_RUNTIMES = ("tensorflow", "litert")  # what runs a frozen network: see transfer.litert
 # The names only: importing transfer.training here would load TensorFlow.
 OPTIMIZERS = ("rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
@@ -97,6 +98,7 @@ SCHEMA = {
     },
     "extract": {
         "batch_size": (_positive_int, "a positive integer"),
+        "runtime": _one_of(INFERENCE_RUNTIMES),
     },
     "train_head": {
         "epochs": (_positive_int, "a positive integer"),
@@ -126,6 +128,7 @@ SCHEMA = {
     "evaluate": {
         "batch_size": (_positive_int, "a positive integer"),
         "tta": (_boolean, "true or false"),
+        "runtime": _one_of(INFERENCE_RUNTIMES),
     },
     "export": {
         "calibration_images": (_positive_int, "a positive integer"),
@@ -176,6 +179,7 @@ DEFAULTS = {
     },
     "extract": {
         "batch_size": 64,
+        "runtime": "tensorflow",
     },
     "train_head": {
         "epochs": 2,
@@ -212,6 +216,7 @@ DEFAULTS = {
     "evaluate": {
         "batch_size": 64,
         "tta": False,
+        "runtime": "tensorflow",
     },
     "export": {
         "calibration_images": 200,

@@ -11,6 +11,7 @@ decides the label: see transfer.task.
 
 import json
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 from transfer.data import try_load_image
 from transfer.errors import PipelineError
 from transfer.evaluation import keras_logits, with_mirror
-from transfer.quiet import info_lines_filtered
+from transfer.litert import ConversionError, TFLiteModel, keras_file_as_tflite
 from transfer.task import THRESHOLD
 
 CLASSES_FILE = "classes.json"
@@ -64,43 +65,35 @@ class KerasModel:
         self.logits = keras_logits(self.model)
 
 
-class TFLiteModel:
-    """A .tflite file run by LiteRT's interpreter (ai-edge-litert)."""
-
-    def __init__(self, path):
-        from ai_edge_litert.interpreter import Interpreter
-
-        with info_lines_filtered():
-            self.interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count())
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        self.image_size = int(self.input["shape"][1])
-        self.logit_width = int(self.output["shape"][-1])
-        self.batch = None
-
-    def logits(self, images):
-        """(N, logit_width) float64 logits of uint8 or float images, values 0-255."""
-        if self.batch != len(images):
-            self.interpreter.resize_tensor_input(self.input["index"], [len(images), *self.input["shape"][1:]])
-            with info_lines_filtered():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-                self.interpreter.allocate_tensors()
-            self.batch = len(images)
-        self.interpreter.set_tensor(self.input["index"], images.astype(np.float32))
-        self.interpreter.invoke()
-        outputs = self.interpreter.get_tensor(self.output["index"])
-        return outputs.reshape(len(images), -1).astype(np.float64)
+RUNTIMES = ("auto", "keras", "litert")
 
 
-def open_model(path):
-    """A KerasModel or TFLiteModel, by the file's suffix."""
+def open_model(path, runtime="auto"):
+    """A KerasModel or TFLiteModel for a .keras or .tflite file.
+
+    runtime: a .tflite file runs in LiteRT (auto, litert). A .keras file runs in
+    Keras (keras), or in LiteRT from its cached float32 conversion (litert); auto
+    is LiteRT, and Keras with one notice on stderr if the conversion fails.
+    """
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"model not found: {path}")
+    if path.suffix not in (".keras", ".tflite"):
+        raise PipelineError(f"unsupported model file: {path} (expected .keras or .tflite)")
     if path.suffix == ".tflite":
+        if runtime == "keras":
+            raise PipelineError(f"--runtime keras needs a .keras model; {path} is a TFLite file")
         return TFLiteModel(path)
-    if path.suffix == ".keras":
+    if runtime == "keras":
         return KerasModel(path)
-    raise PipelineError(f"unsupported model file: {path} (expected .keras or .tflite)")
+
+    try:
+        return TFLiteModel(keras_file_as_tflite(path))
+    except ConversionError as error:
+        if runtime == "litert":
+            raise PipelineError(f"cannot run {path} with LiteRT: {error}") from None
+        print(f"notice: running {path} with Keras: LiteRT cannot ({error})", file=sys.stderr)
+        return KerasModel(path)
 
 
 def find_images(paths):
