@@ -39,10 +39,11 @@ def test_corrupted_features_are_detected(tmp_path, damage):
     (tmp_path / "features").mkdir()
     np.save(tmp_path / "features" / "train_features.npy", np.ones((10, FEATURE_SIZE), np.float32))
     np.save(tmp_path / "features" / "train_labels.npy", np.ones(10, np.float32))
-    from transfer.features import CHECKSUMS_FILE, sha256
+    from transfer.features import CHECKSUMS_FILE
+    from transfer.io import file_sha256
 
     checksums = {
-        name: sha256(tmp_path / "features" / name) for name in ("train_features.npy", "train_labels.npy")
+        name: file_sha256(tmp_path / "features" / name) for name in ("train_features.npy", "train_labels.npy")
     }
     (tmp_path / "features" / CHECKSUMS_FILE).write_text(__import__("json").dumps(checksums))
     load_features(tmp_path / "features", "train")  # intact: loads

@@ -7,7 +7,6 @@ and read back row range by row range, so memory does not grow with the number
 of images.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from transfer.data import SPLITS, fixed_batches, read_meta
 from transfer.errors import PipelineError
+from transfer.io import file_sha256
 from transfer.progress import Progress
 
 # sha256 of every .npy file: silent bit flips in features would train a wrong head.
@@ -58,17 +58,9 @@ def extract_all(extractor, prepared_dir, out_dir, batch_size, features_of=None):
         }
     class_names = meta["class_names"]
     (Path(out_dir) / CLASSES_FILE).write_text(json.dumps({"class_names": class_names}) + "\n")
-    checksums = {path.name: sha256(path) for path in sorted(Path(out_dir).glob("*.npy"))}
+    checksums = {path.name: file_sha256(path) for path in sorted(Path(out_dir).glob("*.npy"))}
     (Path(out_dir) / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=2) + "\n")
     return counts
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def feature_class_names(features_dir):
@@ -119,7 +111,7 @@ def load_features(features_dir, split):
             raise PipelineError(f"features not found: {path} (run the extract stage)")
     checksums = json.loads(checksums_path.read_text())
     for path in paths:
-        if checksums.get(path.name) != sha256(path):
+        if checksums.get(path.name) != file_sha256(path):
             raise PipelineError(
                 f"corrupted features file {path}: checksum mismatch (rerun: dvc repro --force extract)"
             )

@@ -5,6 +5,7 @@ when complete; rename is atomic on one file system.
 """
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -65,3 +66,12 @@ def write_csv(path, rows, columns):
 def read_csv(path):
     with open(path, newline="") as file:
         return list(csv.DictReader(file))
+
+
+def file_sha256(path):
+    """The SHA-256 of a file's bytes, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from transfer.errors import one_line
-from transfer.io import atomic_path
+from transfer.io import atomic_path, file_sha256
 from transfer.quiet import info_lines_filtered
 
 CACHE_FOLDER = ".litert-cache"
@@ -37,14 +37,6 @@ def user_cache():
 
 def temporary_cache():
     return Path(tempfile.gettempdir()) / "transfer-litert-cache"
-
-
-def file_digest(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cached_conversion(key, convert, folder):
@@ -80,7 +72,7 @@ def keras_file_as_tflite(model_path):
         except Exception as error:  # the converter fails in many ways; all mean "not convertible"
             raise ConversionError(one_line(error)) from None
 
-    return cached_conversion(file_digest(model_path), convert, model_path.parent / CACHE_FOLDER)
+    return cached_conversion(file_sha256(model_path), convert, model_path.parent / CACHE_FOLDER)
 
 
 def model_as_tflite(model):

@@ -161,6 +161,16 @@ _Loader.add_implicit_resolver(
 )
 
 
+# What the two training phases share (PHASE_KEYS), at the tutorial's values.
+PHASE_DEFAULTS = {
+    "optimizer": "rmsprop",
+    "schedule": "constant",
+    "warmup_epochs": 0,
+    "label_smoothing": 0.0,
+    "early_stopping": 0,
+    "class_weight": "none",
+}
+
 # The shipped params.yaml, the seed's contract (TensorFlow's tutorial), which
 # tests/test_params.py keeps equal to it: the report lists what a run changed from these.
 DEFAULTS = {
@@ -187,12 +197,7 @@ DEFAULTS = {
         "batch_size": 32,
         "shuffle_buffer": 1000,
         "dropout": 0.0,
-        "optimizer": "rmsprop",
-        "schedule": "constant",
-        "warmup_epochs": 0,
-        "label_smoothing": 0.0,
-        "early_stopping": 0,
-        "class_weight": "none",
+        **PHASE_DEFAULTS,
     },
     "finetune": {
         "epochs": 2,
@@ -206,12 +211,7 @@ DEFAULTS = {
         "augment_zoom": 0.0,
         "augment_contrast": 0.0,
         "cache_bottom": True,
-        "optimizer": "rmsprop",
-        "schedule": "constant",
-        "warmup_epochs": 0,
-        "label_smoothing": 0.0,
-        "early_stopping": 0,
-        "class_weight": "none",
+        **PHASE_DEFAULTS,
     },
     "evaluate": {
         "batch_size": 64,
