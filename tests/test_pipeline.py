@@ -388,6 +388,7 @@ def test_nothing_changed_runs_nothing_and_a_head_param_reruns_only_downstream(re
 
 
 def test_litert_extract_and_evaluate_reach_the_same_accuracy(repo):
+    # The repository stays on LiteRT for the tests below.
     repo, _ = repo
     before = json.loads((repo / "metrics" / "eval.json").read_text())
     set_params(repo, extract__runtime="litert", evaluate__runtime="litert")
@@ -399,9 +400,6 @@ def test_litert_extract_and_evaluate_reach_the_same_accuracy(repo):
     for model in ("head", "finetuned"):
         assert abs(after[model]["accuracy"] - before[model]["accuracy"]) <= 2 / after["test_images"], model
     assert after["finetuned"]["accuracy"] >= 0.8
-    set_params(repo, extract__runtime="tensorflow", evaluate__runtime="tensorflow")
-    run(["dvc", "repro"], repo)  # back to TensorFlow's outputs, from DVC's run cache
-    assert json.loads((repo / "metrics" / "eval.json").read_text()) == before
 
 
 def test_the_accuracy_levers_flow_through_the_pipeline(repo):

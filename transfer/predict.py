@@ -3,7 +3,8 @@
 Works on raw photos of any size and common format: images are decoded and
 resized by the same function as the prepare stage, in parallel threads, one
 batch ahead of the model. Accepts a Keras model (`.keras`, loaded in safe
-mode) or an exported TFLite model (`.tflite`). Class names come from
+mode; run by LiteRT from its cached conversion unless --runtime keras, see
+transfer.litert) or an exported TFLite model (`.tflite`). Class names come from
 `classes.json` beside the model file, written by the pipeline (an exported
 .tflite file also carries them in its metadata). The task (binary or K-class)
 decides the label: see transfer.task.
