@@ -9,9 +9,12 @@ cannot hide them and a user reads "E0000 ... CUDA error" as a failure.
 `import tensorflow` of the process: while TensorFlow loads and finds its
 devices, file descriptor 2 goes to a temporary file; afterwards every captured
 line that is not one of the known start-up lines is written to stderr, so real
-warnings and errors still show. Only the start-up is filtered: nothing that
-TensorFlow writes later is touched. Modules keep a plain `import tensorflow`, and
+warnings and errors still show. Modules keep a plain `import tensorflow`, and
 processes that never import TensorFlow (predict on a .tflite file) never pay for it.
+
+The same window, `info_lines_filtered()`, holds back the C++ INFO lines of two
+calls that write dozens of them (the TFLite converter, LiteRT's interpreter set-up):
+what TF_CPP_MIN_LOG_LEVEL=1 asks for. Everything else TensorFlow writes is untouched.
 """
 
 import contextlib
