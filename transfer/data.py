@@ -15,7 +15,6 @@ import json
 import os
 import queue
 import threading
-import time
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -352,7 +351,7 @@ def downloads_failing_fast(name):
     def download(manager, resource):
         host = urlsplit(resource.url).netloc
         if host not in checked:
-            check_download_reachable(name, [resource.url])
+            check_download_reachable(name, resource.url)
             checked.add(host)
         return original(manager, resource)
 
@@ -363,38 +362,32 @@ def downloads_failing_fast(name):
         DownloadManager._download = original
 
 
-def check_download_reachable(name, urls):
-    """Raise PipelineError within DOWNLOAD_PROBE_SECONDS unless one of the urls' hosts answers.
+def check_download_reachable(name, url):
+    """Raise PipelineError unless url's host answers within DOWNLOAD_PROBE_SECONDS.
 
     Offline, tfds's downloader retries for minutes before it gives up. One HEAD
-    request per host, through the environment's proxies as tfds's own requests
-    go, in daemon threads: DNS lookups that hang cannot hold the stage (or its exit).
+    request, through the environment's proxies as tfds's own requests go, in a
+    daemon thread: a DNS lookup that hangs cannot hold the stage (or its exit).
     """
     import requests
 
-    hosts = {urlsplit(url).netloc: url for url in urls}
-    if not hosts:
-        return
     answers = queue.Queue()
 
-    def probe(url):
+    def probe():
         try:
             requests.head(url, timeout=DOWNLOAD_PROBE_SECONDS, allow_redirects=False)
             answers.put(True)
         except requests.RequestException:
             answers.put(False)
 
-    for url in hosts.values():
-        threading.Thread(target=probe, args=(url,), daemon=True).start()
-    deadline = time.monotonic() + DOWNLOAD_PROBE_SECONDS
-    for _ in hosts:
-        try:
-            if answers.get(timeout=max(0.0, deadline - time.monotonic())):
-                return
-        except queue.Empty:
-            break
+    threading.Thread(target=probe, daemon=True).start()
+    try:
+        if answers.get(timeout=DOWNLOAD_PROBE_SECONDS):
+            return
+    except queue.Empty:
+        pass
     raise PipelineError(
-        f"could not download tfds dataset '{name}': {', '.join(hosts)} cannot be reached "
+        f"could not download tfds dataset '{name}': {urlsplit(url).netloc} cannot be reached "
         "(no network?). Use your own photos (data.source: folder, data.path: a folder with "
         f"one sub-folder per class) or set data.tfds_dir to a TFDS data dir that holds '{name}' "
         f"already (`tfds build {name} --data_dir DIR` on a machine with internet access)"
