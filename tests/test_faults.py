@@ -32,7 +32,7 @@ def repo(tmp_path_factory, shared_photos, shared_weights):
         data__path=str(photos),
         data__image_size=128,
         model__weights=str(shared_weights),
-        finetune__epochs=5,
+        finetune__epochs=2,
         finetune__cache_bottom=False,  # epochs through the whole model: slow enough to interrupt
     )
     run(["git", "add", "-A"], repo)

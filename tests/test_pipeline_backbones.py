@@ -50,7 +50,11 @@ def repo(tmp_path_factory, shared_photos):
 
 
 def predict_lines(model, photos):
-    result = run([sys.executable, "-m", "transfer", "predict", str(model), str(photos)], PROJECT_ROOT)
+    # A .keras file in Keras itself (not its LiteRT conversion): the reference the .tflite must meet.
+    runtime = ["--runtime", "keras"] if str(model).endswith(".keras") else []
+    result = run(
+        [sys.executable, "-m", "transfer", "predict", *runtime, str(model), str(photos)], PROJECT_ROOT
+    )
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 

@@ -124,8 +124,9 @@ def test_k_class_exports_keep_the_accuracy_and_carry_the_class_names(repo, tmp_p
         [sys.executable, "-m", "transfer", "predict", str(tmp_path / "model.tflite"), str(folder)],
         PROJECT_ROOT,
     )
+    keras_model = str(repo / "models" / "model.keras")  # in Keras itself, not its LiteRT conversion
     keras_run = run(
-        [sys.executable, "-m", "transfer", "predict", str(repo / "models" / "model.keras"), str(folder)],
+        [sys.executable, "-m", "transfer", "predict", "--runtime", "keras", keras_model, str(folder)],
         PROJECT_ROOT,
     )
     alone_lines = [json.loads(line) for line in alone.stdout.splitlines()]

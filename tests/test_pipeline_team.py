@@ -109,7 +109,8 @@ def test_the_sweep_compares_in_exp_show_metrics_diff_and_plots_diff(repo):
 
 
 def predictions(model, photos):
-    result = run([sys.executable, "-m", "transfer", "predict", str(model), str(photos)], PROJECT_ROOT)
+    command = [sys.executable, "-m", "transfer", "predict", "--runtime", "keras", str(model), str(photos)]
+    result = run(command, PROJECT_ROOT)
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 

@@ -170,9 +170,9 @@ def split_frozen_bottom(classifier, base, fine_tune_at):
 
     size = base.input_shape[1]
     images = keras.Input((size, size, 3), name="image")
-    x = images
-    if base.backbone.preprocessing != "inside":  # the classifier's own preprocessing layer, reused
-        x = classifier.get_layer("preprocess")(x)
+    # The classifier's own preprocessing layer, reused: whatever preprocess() put there, if anything.
+    preprocessing = [layer for layer in classifier.layers if layer.name == "preprocess"]
+    x = preprocessing[0](images) if preprocessing else images
     bottom = keras.Model(images, base_bottom(x), name="bottom")
     activations = [
         keras.Input(tensor.shape[1:], name=f"activation_{index}") for index, tensor in enumerate(crossing)
