@@ -1,5 +1,5 @@
 """End to end with every other backbone: `dvc exp run -S model.backbone=<name>
--S model.weights=none -S data.image_size=96` runs every stage on a few real
+-S model.weights=none -S data.image_size=64` runs every stage on a few real
 photos, exports, and `predict` works on the exported TFLite file.
 
 Random weights (only MobileNetV2's ImageNet file exists offline): what is tested
@@ -64,7 +64,7 @@ def predict_lines(model, photos):
 def test_each_backbone_runs_every_stage_exports_and_predicts(repo, name):
     repo, photos = repo
     command = ["dvc", "exp", "run", "-S", f"model.backbone={name}", "-S", "model.weights=none"]
-    result = run([*command, "-S", "data.image_size=96"], repo)
+    result = run([*command, "-S", "data.image_size=64"], repo)
     assert set(STAGES) - {"prepare"} <= set(stages_run(result.stdout))
 
     backbone = BACKBONES[name]
