@@ -112,13 +112,13 @@ def make_repo(directory, params):
 
 
 def bench_extract(prepared, weights, size, batch_size, repeats):
-    from transfer.data import SPLITS, read_meta, read_shards
+    from transfer.data import SPLITS, image_count, read_shards
     from transfer.features import extract_all
     from transfer.model import build_base, build_feature_extractor
 
     extractor = build_feature_extractor(build_base(size, weights))
     images = np.concatenate([shard[0] for split in SPLITS for shard in read_shards(prepared, split)])
-    count = sum(read_meta(prepared)["splits"][split]["count"] for split in SPLITS)
+    count = image_count(prepared, SPLITS)
 
     def ceiling():
         for start in range(0, len(images), batch_size):
@@ -304,7 +304,7 @@ def bench_scale(work, photos, weights, factors=SCALE_FACTORS):
 
 def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=64):
     """LiteRT (XNNPACK) against TensorFlow: extract's forward pass, and whole predict commands."""
-    from transfer.data import SPLITS, read_shards
+    from transfer.data import SPLITS, image_count, read_shards
     from transfer.export import export_tflite
     from transfer.features import extract_all
     from transfer.litert import outputs_of, plain_saved_model
@@ -333,7 +333,7 @@ def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=
         for name in runs:
             times[name].append(timed(lambda name=name: forward(name)))
         times["litert_stage"].append(timed(stage))
-    count = sum(1 for split in SPLITS for shard in read_shards(prepared, split) for _ in shard[1])
+    count = image_count(prepared, SPLITS)
     extract = {
         "images": len(images),
         "size": size,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
 
-from transfer.data import read_meta  # noqa: E402
+from transfer.data import image_count, read_meta  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
 from transfer.evaluation import (  # noqa: E402
     PREDICTION_COLUMNS,
@@ -48,14 +48,13 @@ def main():
 
 def evaluate_models(config, threads):
     batch_size = config["batch_size"]
-    meta = read_meta("data/prepared")
-    task = Task(meta["class_names"])
+    task = Task(read_meta("data/prepared")["class_names"])
     features, head_labels = load_features("data/features", "test")
     head_logits = load_model("models/head.keras").predict(features[:], batch_size=batch_size, verbose=0)
     # Test-time augmentation applies to the fine-tuned model: the head-only
     # figures stay those of the cached features, the baseline it improves on.
     logits_of = logits_of_file("models/model.keras", config["runtime"], threads)
-    total = sum(meta["splits"][split]["count"] for split in ("test", "validation"))
+    total = image_count("data/prepared", ["test", "validation"])
     with Progress("evaluate: fine-tuned model", total) as progress:
         logits, labels, ids = predict_split(
             logits_of, task, "data/prepared", "test", batch_size, config["tta"], progress

@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 
 import numpy as np  # noqa: E402
 
-from transfer.data import fixed_batches, read_meta, read_shards  # noqa: E402
+from transfer.data import fixed_batches, image_count, read_shards  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
 from transfer.export import (  # noqa: E402
     classes_json,
@@ -78,7 +78,7 @@ def export_model(config):
             },
         }
         correct, count = dict.fromkeys(probabilities_of, 0), 0
-        total = read_meta("data/prepared")["splits"]["test"]["count"]
+        total = image_count("data/prepared", ["test"])
         with Progress("export: measuring every format", total) as progress:
             for images, labels, _, real in fixed_batches("data/prepared", "test", TEST_BATCH, progress):
                 for name, probabilities in probabilities_of.items():

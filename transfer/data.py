@@ -401,6 +401,12 @@ def read_meta(prepared_dir):
     return json.loads(path.read_text())
 
 
+def image_count(prepared_dir, splits):
+    """How many prepared images the given splits hold together."""
+    meta = read_meta(prepared_dir)
+    return sum(meta["splits"][split]["count"] for split in splits)
+
+
 def read_shards(prepared_dir, split):
     """Yield (images, labels, ids) one shard at a time: memory stays bounded.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer.data import SPLITS, fixed_batches, read_meta
+from transfer.data import SPLITS, fixed_batches, image_count, read_meta
 from transfer.errors import PipelineError
 from transfer.io import file_sha256
 from transfer.progress import Progress
@@ -25,7 +25,7 @@ CLASSES_FILE = "classes.json"
 def extract_split(features_of, width, prepared_dir, split, out_dir, batch_size, progress=None):
     """Write one split's features (features_of(images) -> N x width) and labels; returns the
     number of images."""
-    count = read_meta(prepared_dir)["splits"][split]["count"]
+    count = image_count(prepared_dir, [split])
     out_dir = Path(out_dir)
     labels = np.empty(count, dtype=np.float32)
     done = 0
@@ -49,14 +49,12 @@ def extract_all(extractor, prepared_dir, out_dir, batch_size, features_of=None):
     given (transfer.litert.outputs_of runs the same network in LiteRT)."""
     features_of = features_of or extractor.predict_on_batch
     width = extractor.output_shape[-1]
-    meta = read_meta(prepared_dir)
-    total = sum(meta["splits"][split]["count"] for split in SPLITS)
-    with Progress("extract: features", total) as progress:
+    with Progress("extract: features", image_count(prepared_dir, SPLITS)) as progress:
         counts = {
             split: extract_split(features_of, width, prepared_dir, split, out_dir, batch_size, progress)
             for split in SPLITS
         }
-    class_names = meta["class_names"]
+    class_names = read_meta(prepared_dir)["class_names"]
     (Path(out_dir) / CLASSES_FILE).write_text(json.dumps({"class_names": class_names}) + "\n")
     checksums = {path.name: file_sha256(path) for path in sorted(Path(out_dir).glob("*.npy"))}
     (Path(out_dir) / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=2) + "\n")

@@ -199,7 +199,7 @@ def fine_tune(
     less time. Only valid when the training images do not change between
     epochs (no augmentation).
     """
-    from transfer.data import image_dataset, read_meta
+    from transfer.data import image_count, image_dataset
     from transfer.features import activation_dataset, cache_activations
     from transfer.model import first_trainable_layer, split_frozen_bottom
 
@@ -228,7 +228,7 @@ def fine_tune(
     bottom, top = split_frozen_bottom(model, base, fine_tune_at)
     with tempfile.TemporaryDirectory(prefix="transfer-activations-") as cache:
         splits = ("train", "validation")
-        total = sum(read_meta(prepared_dir)["splits"][split]["count"] for split in splits)
+        total = image_count(prepared_dir, splits)
         with Progress("finetune: caching the frozen bottom", total) as progress:
             for split in splits:
                 cache_activations(bottom, prepared_dir, split, cache, inference_batch_size, progress)
