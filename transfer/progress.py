@@ -63,10 +63,3 @@ class Progress:
         rate = self.done / max(seconds, 1e-9)
         rate = f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"  # 213 images/s, 0.099 files/s
         return f"{self.description}: {self.done} {self.unit} in {seconds:.1f} s ({rate} {self.unit}/s)"
-
-
-def tracked(items, progress, count=len):
-    """Yield items, adding count(item) to progress as each one is done."""
-    for item in items:
-        yield item
-        progress.update(count(item))
