@@ -285,6 +285,7 @@ def bench_scale(work, photos, weights, factors=SCALE_FACTORS):
             {"data.source": "folder", "data.path": str(folder), "model.weights": str(weights)},
         )
         results[f"x{factor}"] = {"photos": sum(1 for _ in Path(folder).rglob("*.jpg"))}
+        run_process([sys.executable, "stages/runtime.py"], repo)  # what the stages check on start
         for stage in STAGES:
             seconds, peak = peak_rss_mb([sys.executable, f"stages/{stage}.py"], repo)
             results[f"x{factor}"][stage] = {"peak_rss_mb": round(peak, 1), "seconds": round(seconds, 1)}

@@ -30,7 +30,7 @@ from transfer.params import load_params  # noqa: E402
 from transfer.plots_page import ensure_template  # noqa: E402
 from transfer.progress import Progress  # noqa: E402
 from transfer.report import run_report  # noqa: E402
-from transfer.runtime import start  # noqa: E402
+from transfer.runtime import RESOLVED_FILE, start  # noqa: E402
 from transfer.task import Task  # noqa: E402
 from transfer.training import HISTORY_COLUMNS  # noqa: E402
 
@@ -39,7 +39,7 @@ MISCLASSIFIED_SHOWN = 16
 
 def main():
     params = load_params()
-    with start(params["runtime"], training=False).scope():
+    with start(params["runtime"], training=False, recorded=RESOLVED_FILE).scope():
         evaluation = evaluate_models(params["evaluate"], params["runtime"]["threads"])
     write_text("metrics/report.md", run_report(params, evaluation))
     # Not an output of the pipeline: the page template `dvc plots show` uses from now on.

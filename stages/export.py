@@ -25,7 +25,7 @@ from transfer.model import computing_in_float32, load_model  # noqa: E402
 from transfer.params import load_params  # noqa: E402
 from transfer.predict import CLASSES_FILE, read_class_names  # noqa: E402
 from transfer.progress import Progress  # noqa: E402
-from transfer.runtime import start  # noqa: E402
+from transfer.runtime import RESOLVED_FILE, start  # noqa: E402
 from transfer.task import Task  # noqa: E402
 
 TEST_BATCH = 64  # inference batch for the accuracy of each exported format
@@ -42,7 +42,7 @@ def first_images(split, count):
 
 def main():
     params = load_params()
-    with start(params["runtime"], training=False).scope():
+    with start(params["runtime"], training=False, recorded=RESOLVED_FILE).scope():
         export_model(params["export"])
 
 

@@ -5,19 +5,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
 
+from transfer.backbones import check_params  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
 from transfer.features import extract_all  # noqa: E402
 from transfer.io import atomic_path, write_json  # noqa: E402
 from transfer.litert import outputs_of  # noqa: E402
 from transfer.model import base_facts, build_base, build_feature_extractor  # noqa: E402
 from transfer.params import load_params  # noqa: E402
-from transfer.runtime import start  # noqa: E402
+from transfer.runtime import RESOLVED_FILE, start  # noqa: E402
 
 
 def main():
     params = load_params()
+    check_params(params)
     model = params["model"]
-    with start(params["runtime"], training=False).scope():
+    with start(params["runtime"], training=False, recorded=RESOLVED_FILE).scope():
         base = build_base(params["data"]["image_size"], model["weights"], model["backbone"])
         extractor = build_feature_extractor(base)
         features_of = outputs_of(extractor, params["extract"]["runtime"], params["runtime"]["threads"])

@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
 
+from transfer.backbones import check_params  # noqa: E402
 from transfer.data import read_meta  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
 from transfer.io import atomic_path, read_csv, write_csv, write_json  # noqa: E402
@@ -17,15 +18,16 @@ from transfer.model import (  # noqa: E402
     unfreeze_top,
 )
 from transfer.params import load_params  # noqa: E402
-from transfer.runtime import start  # noqa: E402
+from transfer.runtime import RESOLVED_FILE, start  # noqa: E402
 from transfer.task import Task, class_weights  # noqa: E402
 from transfer.training import HISTORY_COLUMNS, fine_tune, phase_report, seed_everything  # noqa: E402
 
 
 def main():
     params = load_params()
+    check_params(params)
     config, seed = params["finetune"], params["data"]["seed"]
-    runtime = start(params["runtime"])
+    runtime = start(params["runtime"], recorded=RESOLVED_FILE)
     seed_everything(seed)
     meta = read_meta("data/prepared")
     task = Task(meta["class_names"])
@@ -72,7 +74,9 @@ def main():
     # Beside the model, for `python -m transfer predict`.
     write_json("models/classes.json", {"class_names": meta["class_names"]})
     write_csv("plots/finetune_history.csv", history, HISTORY_COLUMNS)
-    write_json("metrics/finetune.json", phase_report(history, config["early_stopping"], facts))
+    write_json(
+        "metrics/finetune.json", phase_report(history, config["early_stopping"], facts, runtime.resolved)
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from transfer.features import feature_class_names, load_features  # noqa: E402
 from transfer.io import atomic_path, write_csv, write_json  # noqa: E402
 from transfer.model import build_head, model_facts  # noqa: E402
 from transfer.params import load_params  # noqa: E402
-from transfer.runtime import start  # noqa: E402
+from transfer.runtime import RESOLVED_FILE, start  # noqa: E402
 from transfer.task import Task, class_weights  # noqa: E402
 from transfer.training import (  # noqa: E402
     HISTORY_COLUMNS,
@@ -29,7 +29,7 @@ from transfer.training import (  # noqa: E402
 def main():
     params = load_params()
     config, seed = params["train_head"], params["data"]["seed"]
-    runtime = start(params["runtime"])
+    runtime = start(params["runtime"], recorded=RESOLVED_FILE)
     seed_everything(seed)
     task = Task(feature_class_names("data/features"))
     train_features, train_labels = load_features("data/features", "train")
@@ -60,7 +60,7 @@ def main():
     with atomic_path("models/head.keras") as path:
         head.save(path)
     write_csv("plots/head_history.csv", history, HISTORY_COLUMNS)
-    report = phase_report(history, config["early_stopping"], model_facts(head))
+    report = phase_report(history, config["early_stopping"], model_facts(head), runtime.resolved)
     report["initial"] = {"val_loss": initial["loss"], "val_accuracy": initial["accuracy"]}
     write_json("metrics/train_head.json", report)
 

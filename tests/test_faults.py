@@ -37,7 +37,7 @@ def repo(tmp_path_factory, shared_photos, shared_weights):
     )
     run(["git", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], repo)
-    run(["dvc", "repro", "prepare"], repo)
+    run(["dvc", "repro", "runtime", "prepare"], repo)
     return repo
 
 

@@ -44,3 +44,29 @@ def test_csv_round_trip(tmp_path):
     rows = [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25}]
     write_csv(tmp_path / "h.csv", rows, ["epoch", "loss"])
     assert read_csv(tmp_path / "h.csv") == [{"epoch": "1", "loss": "0.5"}, {"epoch": "2", "loss": "0.25"}]
+
+
+def test_in_ci_a_missing_shared_folder_fails_instead_of_skipping(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    test = tmp_path / "test_needs_shared.py"
+    test.write_text(
+        "from tests.conftest import shared_weights  # noqa: F401\n\n\n"
+        "def test_weights(shared_weights):\n    pass\n"
+    )
+    for ci, outcome in (("true", "1 error"), ("", "1 skipped")):  # error: the fixture fails
+        env = {
+            **os.environ,
+            "CI": ci,
+            "TRANSFER_SHARED": str(tmp_path / "nowhere"),
+            "PYTHONPATH": str(PROJECT_ROOT),
+        }
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", str(test)]
+        result = subprocess.run(
+            command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert outcome in result.stdout, result.stdout[-2000:]

@@ -107,6 +107,18 @@ def test_k_class_metrics_on_known_logits():
     assert metrics["auc"] == pytest.approx(np.mean(per_class_auc))
 
 
+def test_a_class_without_test_images_is_left_out_of_every_macro_figure():
+    task = Task(["a", "b", "c"])
+    labels = [0, 0, 1, 1]  # no image of c
+    predicted = [0, 2, 1, 1]  # one a taken for a c
+    metrics = classification_metrics(task, labels, np.eye(3)[predicted] * 4.0)
+    assert metrics["per_class"]["c"]["support"] == 0
+    assert metrics["balanced_accuracy"] == pytest.approx((1 / 2 + 1) / 2)
+    assert metrics["macro_recall"] == metrics["balanced_accuracy"]
+    assert metrics["macro_precision"] == pytest.approx((1 + 1) / 2)
+    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 1) / 2)
+
+
 def test_top5_accuracy_when_more_than_five_classes():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 7, 300)

@@ -15,6 +15,7 @@ from transfer.model import (
     build_feature_extractor,
     build_head,
     load_model,
+    split_frozen_bottom,
     unfreeze_top,
 )
 from transfer.training import compile_model, seed_everything
@@ -73,12 +74,24 @@ def test_unfreeze_top_trains_only_the_top_and_never_batch_norm():
     }
 
 
-@pytest.mark.parametrize("fine_tune_at", [-1, 155, 1000])
+@pytest.mark.parametrize("fine_tune_at", [-1, 155, 1000, 1.0])
 def test_fine_tune_at_outside_the_base_is_an_error(fine_tune_at):
     with pytest.raises(
-        PipelineError, match=f"fine_tune_at = {fine_tune_at} is invalid: must be between 0 and 154"
+        PipelineError,
+        match=f"fine_tune_at = {fine_tune_at} is invalid: must be an integer layer index from 0 to 154",
     ):
         unfreeze_top(build_base(SIZE, "none"), fine_tune_at)
+
+
+def test_fine_tune_at_the_layer_count_trains_the_head_alone():
+    base = build_base(SIZE, "none")
+    unfreeze_top(base, 154)
+    assert not base.trainable_variables
+    model = build_classifier(base, build_head())
+    bottom, top = split_frozen_bottom(model, base, 154)
+    assert len(top.trainable_variables) == 2  # the head's kernel and bias
+    images = random_images(2)
+    np.testing.assert_allclose(top(bottom(images)), model(images), atol=1e-6)
 
 
 def fine_tune_once(weights, freeze_batch_norm):

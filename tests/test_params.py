@@ -1,7 +1,7 @@
 import pytest
 
 from tests.conftest import PROJECT_ROOT, default_params
-from transfer.backbones import BACKBONES
+from transfer.backbones import BACKBONES, check_params
 from transfer.errors import PipelineError
 from transfer.params import load_params, validate
 
@@ -17,7 +17,6 @@ def test_project_params_are_valid():
     [
         ("data", "source", "kaggle", "data.source = 'kaggle' is invalid: must be one of tfds, folder"),
         ("data", "image_size", 0, "data.image_size = 0 is invalid"),
-        ("data", "image_size", 16, "must be at least 32, the smallest input mobilenet_v2 takes"),
         ("data", "split", [0.8, 0.1], "data.split"),
         ("data", "split", [0.8, 0.1, 0.2], "summing to 1"),
         ("train_head", "learning_rate", 0, "train_head.learning_rate = 0 is invalid: must be a positive"),
@@ -28,14 +27,7 @@ def test_project_params_are_valid():
         ("finetune", "batch_size", 0, "finetune.batch_size = 0"),
         ("train_head", "batch_size", True, "train_head.batch_size = True"),
         ("finetune", "fine_tune_at", -5, "finetune.fine_tune_at = -5"),
-        ("finetune", "fine_tune_at", 1.5, "finetune.fine_tune_at = 1.5 is invalid"),
-        ("finetune", "fine_tune_at", 155, "fine_tune_at = 155 is invalid: must be between 0 and 154"),
-        (
-            "model",
-            "backbone",
-            "mobilenetv2",
-            "model.backbone = 'mobilenetv2' is unknown (did you mean 'mobilenet_v2'?)",
-        ),
+        ("finetune", "fine_tune_at", "top", "finetune.fine_tune_at = 'top'"),
         ("finetune", "learning_rate", "fast", "finetune.learning_rate = 'fast'"),
         ("train_head", "dropout", 1.0, "train_head.dropout = 1.0"),
         ("train_head", "optimizer", "sgd", "optimizer = 'sgd' is invalid: must be one of rmsprop, adam"),
@@ -57,6 +49,42 @@ def test_invalid_values_name_key_value_and_what_is_allowed(section, key, value, 
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("data", "image_size", 16, "must be at least 32, the smallest input mobilenet_v2 takes"),
+        ("finetune", "fine_tune_at", 1.5, "finetune.fine_tune_at = 1.5 is invalid"),
+        (
+            "finetune",
+            "fine_tune_at",
+            155,
+            "fine_tune_at = 155 is invalid: must be an integer layer index from 0 to 154",
+        ),
+        # 1.0 beside the integer 1 (layer 1) would mean the opposite: refused, with the way to say it.
+        (
+            "finetune",
+            "fine_tune_at",
+            1.0,
+            "154 freezes every base layer) or a fraction of the layers with a decimal point in [0.0, 1.0)",
+        ),
+        (
+            "model",
+            "backbone",
+            "mobilenetv2",
+            "model.backbone = 'mobilenetv2' is unknown (did you mean 'mobilenet_v2'?)",
+        ),
+    ],
+)
+def test_backbone_limits_are_one_line_naming_the_rule(section, key, value, expected):
+    params = default_params()
+    params[section][key] = value
+    validate(params)  # the schema alone: prepare, which builds no backbone, accepts it
+    with pytest.raises(PipelineError, match="^params.yaml: ") as error:
+        check_params(params)
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_each_backbones_limits_are_checked_before_any_work(name):
     backbone = BACKBONES[name]
@@ -64,18 +92,16 @@ def test_each_backbones_limits_are_checked_before_any_work(name):
     params["model"]["backbone"] = name
     params["data"]["image_size"] = backbone.min_image_size
     params["finetune"]["fine_tune_at"] = backbone.layers
-    validate(params)
+    assert check_params(params) is backbone
     params["finetune"]["fine_tune_at"] = 0.65  # a fraction is valid on every backbone
-    validate(params)
+    check_params(params)
     params["finetune"]["fine_tune_at"] = backbone.layers + 1
-    with pytest.raises(
-        PipelineError, match=f"must be between 0 and {backbone.layers} \\({name}'s layer count\\)"
-    ):
-        validate(params)
+    with pytest.raises(PipelineError, match=f"from 0 to {backbone.layers} \\({name}'s layer count"):
+        check_params(params)
     params["finetune"]["fine_tune_at"] = 0
     params["data"]["image_size"] = backbone.min_image_size - 1
     with pytest.raises(PipelineError, match=f"the smallest input {name} takes"):
-        validate(params)
+        check_params(params)
 
 
 def test_unknown_key_suggests_the_close_one():

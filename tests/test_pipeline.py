@@ -7,6 +7,7 @@ A few hundred of the shared cats and dogs photos, the shared ImageNet weights,
 import csv
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -38,15 +39,19 @@ LONG_STEPS = [
 ]
 
 
-def run(command, cwd, check=True):
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=900)
+def run(command, cwd, check=True, env=None):
+    """Run a command; env: variables to set on top of this process's environment."""
+    environment = None if env is None else {**os.environ, **env}
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=900, env=environment)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
 
 
 def stages_run(output):
-    return re.findall(r"Running stage '(\w+)'", output)
+    """The stages a repro ran, in order, bar the runtime stage, which runs on every repro
+    (always_changed; test_a_machine_that_resolves_differently_reruns_what_it_computes)."""
+    return [stage for stage in re.findall(r"Running stage '(\w+)'", output) if stage != "runtime"]
 
 
 def set_params(repo, **changes):
@@ -95,6 +100,18 @@ def repo(tmp_path_factory, shared_photos, shared_weights):
     run(["git", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first run"], repo)
     return repo, first
+
+
+def reset(repo):
+    """Put the repository back to its last commit: params, lock, metrics and DVC outputs."""
+    run(["git", "checkout", "--", "."], repo)
+    run(["dvc", "checkout", "--force"], repo)
+
+
+@pytest.fixture(autouse=True)
+def from_the_first_run(repo):
+    """Every test starts from the committed first run, whatever ran before it."""
+    reset(repo[0])
 
 
 def test_repro_runs_every_stage_and_writes_every_output(repo):
@@ -412,6 +429,30 @@ def test_litert_extract_and_evaluate_give_tensorflows_numbers(repo):
     assert after["finetuned"]["loss"] == pytest.approx(before["finetuned"]["loss"], abs=1e-3)
     model = repo / "models" / "model.keras"
     assert (repo / "models" / ".litert-cache" / f"{file_sha256(model)}.tflite").is_file()
+
+
+def test_a_machine_that_resolves_differently_reruns_what_it_computes(repo):
+    repo, _ = repo
+    # oneDNN off stands in for another machine: what `auto` and the environment resolve to
+    # changes, so every computing stage reruns instead of being served from the run cache.
+    other = run(["dvc", "repro", "train_head"], repo, env={"TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert re.findall(r"Running stage '(\w+)'", other.stdout) == ["runtime", "extract", "train_head"]
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    for stage in ("extract", "train_head", "finetune", "evaluate", "export"):
+        assert "metrics/runtime.json" in {dep["path"] for dep in lock["stages"][stage]["deps"]}, stage
+        assert not {"runtime.strategy", "runtime.mixed_precision"} & set(
+            lock["stages"][stage].get("params", {}).get("params.yaml", {})
+        ), stage
+    head = json.loads((repo / "metrics" / "train_head.json").read_text())
+    assert head["runtime"]["onednn"] == "0" and head["runtime"]["strategy"] == "default"
+    # Back on this machine's own resolution: its features come back from the run cache,
+    # and the head it trains is the first run's again.
+    back = run(["dvc", "repro", "train_head"], repo)
+    assert "Stage 'extract' is cached" in back.stdout
+    again = json.loads((repo / "metrics" / "train_head.json").read_text())
+    assert again["runtime"]["onednn"] == "1"
+    first = json.loads(run(["git", "show", "HEAD:metrics/train_head.json"], repo).stdout)
+    assert again["final"] == first["final"]
 
 
 def test_the_accuracy_levers_flow_through_the_pipeline(repo):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT, SHARED
+from tests.conftest import PROJECT_ROOT, SHARED, require_shared
 from tests.test_pipeline import STAGES, copy_project, plot_values, run, set_params, stages_run
 from transfer.model import load_model
 from transfer.predict import tflite_class_names
@@ -26,8 +26,7 @@ PER_CLASS = 40
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, shared_weights):
-    if not SHARED_FLOWERS.is_dir():
-        pytest.skip(f"shared flower photos not found at {SHARED_FLOWERS}")
+    require_shared(SHARED_FLOWERS)
     tmp = tmp_path_factory.mktemp("e2e_k")
     photos = tmp / "photos"
     for name in FLOWERS:

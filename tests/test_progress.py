@@ -74,6 +74,8 @@ def project(tmp_path_factory):
     prepare_folder(photos, root / "data" / "prepared", SIZE, [0.5, 0.25, 0.25], 0)
     write_params(root / "params.yaml", data__image_size=SIZE, model__weights="none")
     build_classifier(build_base(SIZE, "none"), build_head()).save(root / "model.keras")
+    # What extract checks on start, as dvc repro writes it first.
+    subprocess.run([sys.executable, str(PROJECT_ROOT / "stages" / "runtime.py")], cwd=root, check=True)
     (root / "classes.json").write_text('{"class_names": ["cats", "dogs"]}')
     return root, photos
 

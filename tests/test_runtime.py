@@ -42,6 +42,30 @@ def test_the_defaults_change_nothing_on_a_cpu():
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
+def test_a_stage_refuses_a_runtime_resolved_for_another_machine(tmp_path):
+    from transfer.runtime import check_recorded, resolve
+
+    defaults = {"strategy": "auto", "mixed_precision": "auto", "threads": 0}
+    resolved = resolve(defaults)
+    assert {key: resolved[key] for key in ("strategy", "precision", "devices", "workers", "gpus")} == {
+        "strategy": "default",
+        "precision": "off",
+        "devices": 1,
+        "workers": 1,
+        "gpus": [],
+    }
+    recorded = tmp_path / "runtime.json"
+    recorded.write_text(json.dumps(resolved))
+    check_recorded(resolved, recorded)  # this machine's own file
+    recorded.write_text(json.dumps({**resolved, "precision": "float16", "gpus": ["NVIDIA A100"]}))
+    with pytest.raises(
+        PipelineError, match="resolved for another machine or params \\(gpus .*precision 'float16' -> 'off'"
+    ):
+        start(defaults, recorded=recorded)
+    with pytest.raises(PipelineError, match="not found: run `dvc repro`"):
+        check_recorded(resolved, tmp_path / "missing.json")
+
+
 def test_auto_precision_is_off_without_gpus_and_names_pass_through():
     assert resolve_precision("auto", []) == "off"
     assert resolve_precision("bfloat16", []) == "bfloat16"
@@ -118,7 +142,7 @@ def workspace(tmp_path_factory, shared_weights):
         export__calibration_images=8,
         export__latency_images=1,
     )
-    for stage in ("prepare", "extract"):
+    for stage in ("runtime", "prepare", "extract"):
         run([sys.executable, f"stages/{stage}.py"], work)
     return work
 
@@ -128,6 +152,7 @@ def copy_workspace(workspace, destination, **runtime):
     params = yaml.safe_load((destination / "params.yaml").read_text())
     params["runtime"].update(runtime)
     (destination / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run([sys.executable, "stages/runtime.py"], destination)  # as dvc repro would, first
     return destination
 
 

@@ -61,7 +61,7 @@ def error_lines(result):
         (
             "finetune",
             {"model__weights": "none", "finetune__fine_tune_at": 200},
-            "finetune.fine_tune_at = 200 is invalid: must be between 0 and 154",
+            "finetune.fine_tune_at = 200 is invalid: must be an integer layer index from 0 to 154",
         ),
     ],
 )
@@ -69,6 +69,8 @@ def test_bad_input_is_one_line_exit_1_and_no_output(tmp_path, stage, changes, me
     (tmp_path / "one_class" / "cats").mkdir(parents=True)
     make_no_training_dogs(tmp_path / "no_training_dogs")
     write_params(tmp_path / "params.yaml", **changes)
+    if stage != "prepare":  # as dvc repro runs it first: what the computing stages check on start
+        assert run_stage("runtime", tmp_path).returncode == 0
     before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
     result = run_stage(stage, tmp_path)
     assert result.returncode == 1

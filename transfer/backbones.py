@@ -5,7 +5,7 @@ what it needs in front of it so that every model of this project takes RGB
 images with values 0-255, its smallest input, its depth and feature width, and
 the file name under which Keras caches its ImageNet weights.
 
-No TensorFlow here: params.py checks names, sizes and `fine_tune_at` against
+No TensorFlow here: check_params checks names, sizes and `fine_tune_at` against
 these entries before a stage loads anything. Layer counts and feature widths
 are facts of Keras's networks, checked against the built models by
 tests/test_backbones.py.
@@ -41,11 +41,30 @@ class Backbone:
         return self.weights_file.format(size=size)
 
     def layer_index(self, fine_tune_at):
-        """finetune.fine_tune_at as a layer index: an int is one, a float in [0, 1] is a
-        fraction of the layers (0.65: the tutorial's 100 of MobileNetV2's 154)."""
+        """finetune.fine_tune_at as a layer index: an int is one (0 trains every layer,
+        `layers` freezes the whole base and trains the head alone); a float in [0.0, 1.0)
+        is a fraction of the layers (0.65: the tutorial's 100 of MobileNetV2's 154).
+
+        1.0 is refused rather than read: next to the integer 1 (layer 1) it would mean the
+        opposite (every layer frozen), and YAML tells the two apart by a decimal point alone."""
         if isinstance(fine_tune_at, float):
+            if not 0 <= fine_tune_at < 1:
+                raise PipelineError(
+                    f"finetune.fine_tune_at = {fine_tune_at} is invalid: {self.fine_tune_at_rule()}"
+                )
             return round(fine_tune_at * self.layers)
+        if not 0 <= fine_tune_at <= self.layers:
+            raise PipelineError(
+                f"finetune.fine_tune_at = {fine_tune_at} is invalid: {self.fine_tune_at_rule()}"
+            )
         return fine_tune_at
+
+    def fine_tune_at_rule(self):
+        return (
+            f"must be an integer layer index from 0 to {self.layers} ({self.name}'s layer count; "
+            f"{self.layers} freezes every base layer) or a fraction of the layers with a decimal point "
+            "in [0.0, 1.0), e.g. 0.65"
+        )
 
 
 BACKBONES = {
@@ -94,3 +113,21 @@ def get_backbone(name):
     close = difflib.get_close_matches(str(name), BACKBONES, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise PipelineError(f"model.backbone = {name!r} is unknown{hint}: must be one of {', '.join(BACKBONES)}")
+
+
+def check_params(params):
+    """params.yaml's backbone exists, takes data.image_size and has the layer
+    finetune.fine_tune_at names. The stages that build a backbone (extract,
+    finetune) check this before any work; prepare does not read the model section."""
+    try:
+        backbone = get_backbone(params["model"]["backbone"])
+        image_size = params["data"]["image_size"]
+        if image_size < backbone.min_image_size:
+            raise PipelineError(
+                f"data.image_size = {image_size} is invalid: "
+                f"must be at least {backbone.min_image_size}, the smallest input {backbone.name} takes"
+            )
+        backbone.layer_index(params["finetune"]["fine_tune_at"])
+    except PipelineError as error:
+        raise PipelineError(f"params.yaml: {error}") from None
+    return backbone

@@ -26,8 +26,9 @@ def classification_metrics(task, labels, logits):
     the positive one), `auc` ranks by its logit. K classes: `auc` is the
     macro mean of one-vs-rest AUCs over the classes' probabilities, and
     `top5_accuracy` is added when K > 5. Both: `balanced_accuracy` (mean
-    per-class recall), `macro_precision`/`macro_recall`/`macro_f1`, and
-    `per_class` precision/recall/F1/support for every class.
+    per-class recall), `macro_precision`/`macro_recall`/`macro_f1` (means over the
+    classes that have images in `labels`), and `per_class` precision/recall/F1/support
+    for every class.
     """
     labels = np.asarray(labels).reshape(-1).astype(np.int64)
     probabilities = task.probabilities(logits)
@@ -47,10 +48,13 @@ def classification_metrics(task, labels, logits):
         if task.num_classes > TOP_K:
             best = np.argsort(-probabilities, axis=1, kind="stable")[:, :TOP_K]
             metrics[f"top{TOP_K}_accuracy"] = float(np.mean(np.any(best == labels[:, None], axis=1)))
+    # One rule for every mean over classes: a class with no images in these labels has no
+    # recall, so it is left out of balanced_accuracy and of every macro_* figure alike
+    # (balanced_accuracy is then macro_recall by definition); per_class still lists it.
     present = [figures for figures in per_class.values() if figures["support"]]
     metrics["balanced_accuracy"] = float(np.mean([figures["recall"] for figures in present]))
     for name in ("precision", "recall", "f1"):
-        metrics[f"macro_{name}"] = float(np.mean([figures[name] for figures in per_class.values()]))
+        metrics[f"macro_{name}"] = float(np.mean([figures[name] for figures in present]))
     metrics["per_class"] = per_class
     return metrics
 

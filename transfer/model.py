@@ -125,13 +125,7 @@ def build_classifier(base, head, augmentation=None):
 
 def first_trainable_layer(base, fine_tune_at):
     """finetune.fine_tune_at (a layer index, or a fraction of the layers) as an index into base.layers."""
-    index = base.backbone.layer_index(fine_tune_at)
-    if not 0 <= index <= len(base.layers):
-        raise PipelineError(
-            f"finetune.fine_tune_at = {fine_tune_at} is invalid: must be between 0 and "
-            f"{len(base.layers)} ({base.backbone.name}'s layer count) or a fraction in [0, 1]"
-        )
-    return index
+    return base.backbone.layer_index(fine_tune_at)
 
 
 def unfreeze_top(base, fine_tune_at):
@@ -157,7 +151,9 @@ def split_frozen_bottom(classifier, base, fine_tune_at):
     below (with residual connections, more than one). Frozen and in inference
     mode, so its output for an image never changes: it can be computed once.
     top: those tensors -> logits, sharing the classifier's layers and weights,
-    so training top trains the classifier itself.
+    so training top trains the classifier itself. With every base layer frozen
+    (fine_tune_at = the layer count) the cut is the base's output and top is the
+    pooling and the head alone.
     """
     below = {id(layer) for layer in base.layers[:fine_tune_at]}
     crossing = []
@@ -165,8 +161,10 @@ def split_frozen_bottom(classifier, base, fine_tune_at):
         for tensor in layer._inbound_nodes[0].input_tensors:  # node 0: the base's own graph
             if id(tensor._keras_history.operation) in below and not any(tensor is seen for seen in crossing):
                 crossing.append(tensor)
+    whole_base_frozen = fine_tune_at == len(base.layers)
+    if whole_base_frozen:
+        crossing = [base.output]
     base_bottom = keras.Model(base.input, crossing, name="frozen_bottom")
-    base_top = keras.Model(crossing, base.output, name="trainable_top")
 
     size = base.input_shape[1]
     images = keras.Input((size, size, 3), name="image")
@@ -177,7 +175,11 @@ def split_frozen_bottom(classifier, base, fine_tune_at):
     activations = [
         keras.Input(tensor.shape[1:], name=f"activation_{index}") for index, tensor in enumerate(crossing)
     ]
-    x = base_top(activations)
+    x = (
+        activations[0]
+        if whole_base_frozen
+        else keras.Model(crossing, base.output, name="trainable_top")(activations)
+    )
     x = classifier.get_layer("pool")(x)
     top = keras.Model(activations, classifier.get_layer("head")(x), name="top")
     return bottom, top

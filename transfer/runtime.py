@@ -1,6 +1,13 @@
 """How a stage uses the machine (params.yaml `runtime`): threads, mixed precision,
 and the tf.distribute strategy that models are built and trained under.
 
+`auto` means different things on different machines, so what it resolves to is
+part of DVC's cache key: the runtime stage writes `resolve()` to
+metrics/runtime.json, a dependency of every stage that computes with
+TensorFlow, and each of them checks on start that this machine resolves the
+same (`start(..., recorded=RESOLVED_FILE)`). A CPU float32 result is never
+served from the run cache or a shared remote to a GPU float16 run, or back.
+
 The defaults (strategy auto, mixed_precision auto, threads 0) change nothing on
 a CPU-only machine: the default strategy, float32, TensorFlow's own thread
 pools; every figure stays as it was. `start` must run before any other
@@ -11,10 +18,13 @@ can only be set up before TensorFlow initialises its runtime.
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
-# By the names params.yaml uses (transfer.params checks them).
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
-PRECISIONS = ("auto", "off", "float16", "bfloat16")
+from transfer.errors import PipelineError
+
+# Written by the runtime stage (stages/runtime.py); read by every stage that computes.
+RESOLVED_FILE = "metrics/runtime.json"
+
 KERAS_POLICIES = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 # float16 pays off from Volta (compute capability 7.0) on: tensor cores.
 FLOAT16_MIN_COMPUTE_CAPABILITY = (7, 0)
@@ -25,6 +35,7 @@ class Runtime:
     strategy: object  # a tf.distribute.Strategy
     precision: str  # off, float16 or bfloat16, as resolved from auto
     is_chief: bool  # only the chief writes outputs
+    resolved: dict  # resolve()'s values, recorded in the training stages' metrics
 
     def scope(self):
         """Build and compile models inside this (a no-op for the default strategy)."""
@@ -63,6 +74,68 @@ def mirrored_devices():
     return [device.name for device in devices]
 
 
+def resolved_strategy(name):
+    """The strategy name `auto` stands for here: mirrored over two GPUs or more, else default."""
+    if name == "auto":
+        return "mirrored" if len(gpus()) >= 2 else "default"
+    return name
+
+
+def cluster_workers(tf_config=None):
+    """How many processes TF_CONFIG's cluster trains with (1 without a cluster)."""
+    if tf_config is None:
+        tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    cluster = tf_config.get("cluster", {})
+    return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker")) or 1
+
+
+def resolve(runtime_params):
+    """What this machine makes of the runtime section, as plain values: the strategy and
+    precision `auto` becomes, how many devices and processes train, and the versions and
+    settings that change the numbers. Builds nothing: safe before a strategy exists.
+    Thread counts are left out: measured not to change any output (docs/scale.md)."""
+    import keras
+    import tensorflow as tf
+
+    devices = gpus()
+    strategy = resolved_strategy(runtime_params["strategy"])
+    workers = cluster_workers() if strategy == "multi_worker" else 1
+    if strategy == "mirrored":
+        replicas = len(mirrored_devices())
+    elif strategy == "multi_worker":
+        replicas = workers * max(1, len(devices))
+    else:
+        replicas = 1
+    return {
+        "strategy": strategy,
+        "precision": resolve_precision(runtime_params["mixed_precision"], devices),
+        "devices": replicas,
+        "workers": workers,
+        "gpus": [tf.config.experimental.get_device_details(gpu).get("device_name", "GPU") for gpu in devices],
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def check_recorded(resolved, path=RESOLVED_FILE):
+    """Refuse to compute when the recorded resolution (what DVC hashed) is not this machine's."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path} not found: run `dvc repro` (its runtime stage writes it)")
+    recorded = json.loads(path.read_text())
+    if recorded != resolved:
+        changed = ", ".join(
+            f"{key} {recorded.get(key)!r} -> {resolved.get(key)!r}"
+            for key in sorted(set(recorded) | set(resolved))
+            if recorded.get(key) != resolved.get(key)
+        )
+        raise PipelineError(
+            f"{path} was resolved for another machine or params ({changed}): run `dvc repro`, "
+            "whose runtime stage resolves it again"
+        )
+
+
 def make_strategy(name, training=True):
     """The tf.distribute strategy for a strategy name.
 
@@ -75,8 +148,7 @@ def make_strategy(name, training=True):
 
     if name == "multi_worker" and not training:
         name = "auto"
-    if name == "auto":
-        name = "mirrored" if len(gpus()) >= 2 else "default"
+    name = resolved_strategy(name)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -102,8 +174,11 @@ def is_chief_task(tf_config):
     return task.get("type", "worker") == "worker" and task.get("index", 0) == 0
 
 
-def start(runtime_params, training=True):
-    """Set up this process from the runtime section; returns its Runtime."""
+def start(runtime_params, training=True, recorded=None):
+    """Set up this process from the runtime section; returns its Runtime.
+
+    recorded: the runtime stage's file (RESOLVED_FILE), which a stage checks this
+    machine against before any work; None to skip the check (tests, benchmarks)."""
     import keras
     import tensorflow as tf
 
@@ -111,8 +186,13 @@ def start(runtime_params, training=True):
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
+    # The strategy first: MultiWorkerMirroredStrategy must exist before TensorFlow's runtime
+    # starts, which resolve()'s device listing would do.
     strategy = make_strategy(runtime_params["strategy"], training)
-    precision = resolve_precision(runtime_params["mixed_precision"], gpus())
+    resolved = resolve(runtime_params)
+    if recorded is not None:
+        check_recorded(resolved, recorded)
+    precision = resolved["precision"]
     if precision != "off":  # float32 is Keras's default: leave it untouched
         keras.mixed_precision.set_global_policy(KERAS_POLICIES[precision])
-    return Runtime(strategy, precision, is_chief(strategy))
+    return Runtime(strategy, precision, is_chief(strategy), resolved)

@@ -157,16 +157,21 @@ def kept_epoch(rows, early_stopping):
     return min(rows, key=lambda row: row["val_loss"])
 
 
-def phase_report(rows, early_stopping, model_facts):
+def phase_report(rows, early_stopping, model_facts, runtime=None):
     """metrics/<phase>.json: the kept epoch's figures (under "final", the weights
-    that are saved), how many epochs ran, and the model's parameter counts."""
+    that are saved), how many epochs ran, the model's parameter counts and, when
+    given, what the runtime resolved to (transfer.runtime.resolve: strategy,
+    precision, devices, versions)."""
     kept = kept_epoch(rows, early_stopping)
-    return {
+    report = {
         "final": {name: kept[name] for name in HISTORY_COLUMNS[2:]},
         "kept_epoch": kept["epoch"],
         "epochs_run": len(rows),
         "model": model_facts,
     }
+    if runtime is not None:
+        report["runtime"] = runtime
+    return report
 
 
 def evaluate(model, data):
