@@ -47,24 +47,14 @@ class Backbone:
 
         1.0 is refused rather than read: next to the integer 1 (layer 1) it would mean the
         opposite (every layer frozen), and YAML tells the two apart by a decimal point alone."""
-        if isinstance(fine_tune_at, float):
-            if not 0 <= fine_tune_at < 1:
-                raise PipelineError(
-                    f"finetune.fine_tune_at = {fine_tune_at} is invalid: {self.fine_tune_at_rule()}"
-                )
-            return round(fine_tune_at * self.layers)
-        if not 0 <= fine_tune_at <= self.layers:
+        fraction = isinstance(fine_tune_at, float)
+        if not (0 <= fine_tune_at < 1 if fraction else 0 <= fine_tune_at <= self.layers):
             raise PipelineError(
-                f"finetune.fine_tune_at = {fine_tune_at} is invalid: {self.fine_tune_at_rule()}"
+                f"finetune.fine_tune_at = {fine_tune_at} is invalid: must be an integer layer index "
+                f"from 0 to {self.layers} ({self.name}'s layer count; {self.layers} freezes every base "
+                "layer) or a fraction of the layers with a decimal point in [0.0, 1.0), e.g. 0.65"
             )
-        return fine_tune_at
-
-    def fine_tune_at_rule(self):
-        return (
-            f"must be an integer layer index from 0 to {self.layers} ({self.name}'s layer count; "
-            f"{self.layers} freezes every base layer) or a fraction of the layers with a decimal point "
-            "in [0.0, 1.0), e.g. 0.65"
-        )
+        return round(fine_tune_at * self.layers) if fraction else fine_tune_at
 
 
 BACKBONES = {
