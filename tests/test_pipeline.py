@@ -434,7 +434,7 @@ def test_litert_extract_and_evaluate_give_tensorflows_numbers(repo):
 def test_a_machine_that_resolves_differently_reruns_what_it_computes(repo):
     repo, _ = repo
     # oneDNN off stands in for another machine: what `auto` and the environment resolve to
-    # changes, so every computing stage reruns instead of being served from the run cache.
+    # changes, so each computing stage up to the target reruns instead of coming from the run cache.
     other = run(["dvc", "repro", "train_head"], repo, env={"TF_ENABLE_ONEDNN_OPTS": "0"})
     assert re.findall(r"Running stage '(\w+)'", other.stdout) == ["runtime", "extract", "train_head"]
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
