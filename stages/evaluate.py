@@ -27,7 +27,7 @@ from transfer.metrics import (  # noqa: E402
 )
 from transfer.model import load_model  # noqa: E402
 from transfer.params import load_params  # noqa: E402
-from transfer.plots_page import ensure_template  # noqa: E402
+from transfer.plots_page import write_template  # noqa: E402
 from transfer.progress import Progress  # noqa: E402
 from transfer.report import run_report  # noqa: E402
 from transfer.runtime import RESOLVED_FILE, start  # noqa: E402
@@ -42,8 +42,8 @@ def main():
     with start(params["runtime"], training=False, recorded=RESOLVED_FILE).scope():
         evaluation = evaluate_models(params["evaluate"], params["runtime"]["threads"])
     write_text("metrics/report.md", run_report(params, evaluation))
-    # Not an output of the pipeline: the page template `dvc plots show` uses from now on.
-    ensure_template()
+    # The page `dvc plots show`/`diff` draws the plots in (.dvc/config points at it).
+    write_template()
 
 
 def evaluate_models(config, threads):

@@ -7,11 +7,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 
 import numpy as np  # noqa: E402
 
-from transfer.data import fixed_batches, image_count, read_shards  # noqa: E402
+from transfer.data import image_count, read_shards  # noqa: E402
 from transfer.errors import run_stage  # noqa: E402
 from transfer.export import (  # noqa: E402
     classes_json,
-    encode_png,
     export_saved_model,
     export_tflite,
     file_size,
@@ -22,6 +21,7 @@ from transfer.export import (  # noqa: E402
 from transfer.io import atomic_path, write_json  # noqa: E402
 from transfer.litert import TFLiteModel, plain_saved_model  # noqa: E402
 from transfer.model import computing_in_float32, load_model  # noqa: E402
+from transfer.originals import original_batches  # noqa: E402
 from transfer.params import load_params  # noqa: E402
 from transfer.predict import CLASSES_FILE, read_class_names  # noqa: E402
 from transfer.progress import Progress  # noqa: E402
@@ -43,13 +43,12 @@ def first_images(split, count):
 def main():
     params = load_params()
     with start(params["runtime"], training=False, recorded=RESOLVED_FILE).scope():
-        export_model(params["export"])
+        export_model(params["export"], params["data"])
 
 
-def export_model(config):
+def export_model(config, data):
     model = load_model("models/model.keras")
     task = Task(read_class_names("models/model.keras"))
-    timed = first_images("test", config["latency_images"]).astype(np.float32)
 
     with atomic_path("export") as out:
         out.mkdir()
@@ -67,31 +66,38 @@ def export_model(config):
 
         serve = load_serving(out / "saved_model")
         tflites = {name: TFLiteModel(out / f"model_{name}.tflite") for name in ("float32", "int8")}
-        # Every format's probabilities on the test split, streamed batch by batch: memory stays
-        # flat however large the split (the last batch unpadded, as model.predict would cut it).
+        # Every format's probabilities on the test split's original files, through that format's
+        # own preprocessing: the SavedModel gets the bytes; Keras and TFLite get the images a
+        # client makes of them, as `predict` does. Streamed batch by batch: memory stays flat.
         probabilities_of = {
-            "keras": lambda images: task.probabilities(np.asarray(model.predict_on_batch(images))),
-            "saved_model": lambda images: serving_probabilities(serve, encode_png(images)),
+            "keras": lambda encoded, images: task.probabilities(np.asarray(model.predict_on_batch(images))),
+            "saved_model": lambda encoded, images: serving_probabilities(serve, encoded),
             **{
-                f"tflite_{name}": lambda images, tflite=tflite: task.probabilities(tflite.logits(images))
+                f"tflite_{name}": lambda encoded, images, tflite=tflite: task.probabilities(
+                    tflite.logits(images)
+                )
                 for name, tflite in tflites.items()
             },
         }
         correct, count = dict.fromkeys(probabilities_of, 0), 0
         total = image_count("data/prepared", ["test"])
+        timed = None  # the first latency_images files, each format's input
         with Progress("export: measuring every format", total) as progress:
-            for images, labels, _, real in fixed_batches("data/prepared", "test", TEST_BATCH, progress):
+            for encoded, images, labels in original_batches(data, "data/prepared", "test", TEST_BATCH):
+                images = images.astype(np.float32)
                 for name, probabilities in probabilities_of.items():
-                    correct[name] += int(np.sum(task.predicted(probabilities(images[:real])) == labels))
-                count += real
+                    correct[name] += int(np.sum(task.predicted(probabilities(encoded, images)) == labels))
+                count += len(labels)
+                timed = timed or (encoded[: config["latency_images"]], images[: config["latency_images"]])
+                progress.update(len(labels))
 
-        encoded = encode_png(timed.astype(np.uint8))
+        timed_files, timed_images = timed
         latency = {
-            "keras": mean_latency_ms(lambda image: model.predict_on_batch(image[np.newaxis]), timed),
-            "saved_model": mean_latency_ms(lambda data: serving_probabilities(serve, [data]), encoded),
+            "keras": mean_latency_ms(lambda image: model.predict_on_batch(image[np.newaxis]), timed_images),
+            "saved_model": mean_latency_ms(lambda data: serving_probabilities(serve, [data]), timed_files),
             **{
                 f"tflite_{name}": mean_latency_ms(
-                    lambda image, tflite=tflite: tflite.logits(image[np.newaxis]), timed
+                    lambda image, tflite=tflite: tflite.logits(image[np.newaxis]), timed_images
                 )
                 for name, tflite in tflites.items()
             },
@@ -105,7 +111,7 @@ def export_model(config):
             name: {"size_bytes": sizes[name], "accuracy": correct[name] / count, "latency_ms": latency[name]}
             for name in probabilities_of
         }
-    write_json("metrics/export.json", {**report, "test_images": count, "latency_images": len(timed)})
+    write_json("metrics/export.json", {**report, "test_images": count, "latency_images": len(timed_images)})
 
 
 if __name__ == "__main__":

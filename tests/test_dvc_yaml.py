@@ -66,3 +66,17 @@ def test_the_closure_follows_function_level_imports(tmp_path):
     # predict imports transfer.model inside a method: it still counts.
     assert "transfer/model.py" in code_closure("transfer/predict.py")
     assert "transfer/figures.py" not in code_closure("transfer/predict.py")
+
+
+def test_every_stage_that_sets_the_thread_count_has_it_in_its_cache_key():
+    # The thread count changes fine-tuning's figures (README, Sweeps): a stage that applies
+    # params.yaml's `runtime` section must rerun when runtime.threads changes.
+    stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
+    applying = []
+    for name, stage in stages.items():
+        script = (PROJECT_ROOT / stage["cmd"].split()[-1]).read_text()
+        if 'params["runtime"]' in script and name != "runtime":
+            applying.append(name)
+            params = stage.get("params", [])
+            assert "runtime.threads" in params or {"params.yaml": None} in params, name
+    assert applying == ["extract", "train_head", "finetune", "evaluate", "export"]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,19 +110,47 @@ def test_sigint_during_finetune_leaves_no_model_and_repro_recovers(repo):
         np.testing.assert_array_equal(a, b)
 
 
-def test_stages_write_only_their_declared_outputs(repo, tmp_path):
+def declared_outputs(repo):
+    """Every path a stage of dvc.yaml declares (outs and metrics), as written there."""
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    return {
+        next(iter(entry)) if isinstance(entry, dict) else entry
+        for stage in stages.values()
+        for section in ("outs", "metrics")
+        for entry in stage.get(section, [])
+    }
+
+
+def test_stages_write_only_their_declared_outputs(repo, user_cache):
     outside = sorted(path for path in repo.parent.rglob("*") if repo not in path.parents and path != repo)
     stat_before = {path: path.stat().st_mtime_ns for path in outside}
+    # LiteRT too: its conversions go to the user's cache, outside the project.
+    write_params(
+        repo / "params.yaml",
+        yaml.safe_load((repo / "params.yaml").read_text()),
+        extract__runtime="litert",
+        evaluate__runtime="litert",
+    )
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "litert"], repo)
+    conversions_before = set(user_cache.glob("*.tflite"))
     run(["dvc", "repro"], repo)
-    status = run(["git", "status", "--porcelain", "--ignored"], repo).stdout
-    declared = {"dvc.lock", "data/", "models/", "metrics/", "plots/", "export/"}
-    for line in status.splitlines():
-        path = line[3:]
-        allowed = (
-            any(path.startswith(name) for name in declared)
-            or path.startswith(".dvc/")
-            or "__pycache__" in path
+    assert len(set(user_cache.glob("*.tflite")) - conversions_before) == 2  # the base, the model
+    # Every file git does not track, one by one (-uall lists inside untracked and ignored folders).
+    status = run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], repo).stdout
+    outputs = declared_outputs(repo) | {"dvc.lock"}
+    # DVC's own: its cache, its temporary folder, and the .gitignore it keeps beside outputs.
+    dvc_files = {".dvc/cache/", ".dvc/tmp/"}
+    gitignores = {str(Path(output).parent / ".gitignore") for output in outputs}
+    stray = [
+        line
+        for line in status.splitlines()
+        if not (
+            (path := line[3:]) in outputs | gitignores
+            or any(path.startswith(f"{output}/") for output in outputs)
+            or any(path.startswith(folder) for folder in dvc_files)
+            or "__pycache__/" in path
         )
-        assert allowed, line
+    ]
+    assert stray == []
     assert {path: path.stat().st_mtime_ns for path in outside} == stat_before
     assert PROJECT_ROOT not in repo.parents

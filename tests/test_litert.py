@@ -9,8 +9,8 @@ import pytest
 from tests.conftest import copy_shared_subset
 from transfer.data import load_image
 from transfer.errors import PipelineError
+from transfer.io import file_sha256
 from transfer.litert import (
-    CACHE_FOLDER,
     ConversionError,
     TFLiteModel,
     cached_conversion,
@@ -42,30 +42,36 @@ def counting(converted=b"converted"):
     return convert, calls
 
 
-def test_a_conversion_is_made_once_then_read_from_the_cache(tmp_path, temporary_cache):
+@pytest.fixture
+def user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "transfer" / "litert"
+
+
+def test_a_conversion_is_made_once_then_read_from_the_cache(user_cache, temporary_cache):
     convert, calls = counting()
-    first = cached_conversion("abc", convert, tmp_path / "models" / CACHE_FOLDER)
-    second = cached_conversion("abc", convert, tmp_path / "models" / CACHE_FOLDER)
-    assert first == second == tmp_path / "models" / CACHE_FOLDER / "abc.tflite"
+    first = cached_conversion("abc", convert)
+    second = cached_conversion("abc", convert)
+    assert first == second == user_cache / "abc.tflite"
     assert first.read_bytes() == b"converted" and len(calls) == 1
-    # git never sees the cache.
-    assert (first.parent / ".gitignore").read_text() == "*\n"
 
 
-def test_where_the_folder_cannot_be_written_the_temporary_cache_holds_it(tmp_path, temporary_cache):
+def test_where_the_cache_cannot_be_written_the_temporary_cache_holds_it(user_cache, temporary_cache):
     # Root can write anywhere, so a file stands where the cache folder would be.
-    (tmp_path / CACHE_FOLDER).write_text("in the way")
+    user_cache.parent.mkdir(parents=True)
+    user_cache.write_text("in the way")
     convert, calls = counting()
-    path = cached_conversion("abc", convert, tmp_path / CACHE_FOLDER)
+    path = cached_conversion("abc", convert)
     assert path == temporary_cache / "abc.tflite" and path.read_bytes() == b"converted"
-    assert cached_conversion("abc", convert, tmp_path / CACHE_FOLDER) == path and len(calls) == 1
+    assert cached_conversion("abc", convert) == path and len(calls) == 1
 
 
-def test_nowhere_to_write_is_a_conversion_error(tmp_path, temporary_cache):
-    (tmp_path / CACHE_FOLDER).write_text("in the way")
+def test_nowhere_to_write_is_a_conversion_error(user_cache, temporary_cache):
+    user_cache.parent.mkdir(parents=True)
+    user_cache.write_text("in the way")
     temporary_cache.write_text("in the way too")
     with pytest.raises(ConversionError, match="cannot write the LiteRT conversion"):
-        cached_conversion("abc", counting()[0], tmp_path / CACHE_FOLDER)
+        cached_conversion("abc", counting()[0])
 
 
 def save_classifier(path, seed):
@@ -79,23 +85,25 @@ def save_classifier(path, seed):
     return model
 
 
-def test_a_changed_model_file_is_converted_again_never_served_stale(tmp_path, temporary_cache):
+def test_a_changed_model_file_is_converted_again_never_served_stale(tmp_path, user_cache, temporary_cache):
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
     model_path = tmp_path / "model.keras"
     outputs = []
     for seed in (0, 1):
         model = save_classifier(model_path, seed)
         tflite = keras_file_as_tflite(model_path)
-        assert tflite.parent == tmp_path / CACHE_FOLDER
+        assert tflite == user_cache / f"{file_sha256(model_path)}.tflite"
         logits = TFLiteModel(tflite).logits(images)
         np.testing.assert_allclose(logits, model.predict_on_batch(images), atol=1e-4)
         outputs.append((tflite, logits))
     assert outputs[0][0] != outputs[1][0]
     assert not np.allclose(outputs[0][1], outputs[1][1])
-    assert len(list((tmp_path / CACHE_FOLDER).glob("*.tflite"))) == 2
+    assert len(list(user_cache.glob("*.tflite"))) == 2
+    # Nothing beside the model file.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "model.keras", "tmp"]
 
 
-def test_a_model_with_an_op_litert_lacks_is_a_conversion_error(tmp_path, temporary_cache):
+def test_a_model_with_an_op_litert_lacks_is_a_conversion_error(tmp_path, user_cache, temporary_cache):
     # Area resizing is TensorFlow's ResizeArea: no LiteRT builtin runs it.
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Resizing(16, 16, interpolation="area")(inputs)
@@ -106,7 +114,7 @@ def test_a_model_with_an_op_litert_lacks_is_a_conversion_error(tmp_path, tempora
     assert not list(tmp_path.rglob("*.tflite"))
 
 
-def test_a_model_file_that_cannot_load_stays_a_pipeline_error(tmp_path, temporary_cache):
+def test_a_model_file_that_cannot_load_stays_a_pipeline_error(tmp_path, user_cache, temporary_cache):
     (tmp_path / "model.keras").write_text("not a zip")
     with pytest.raises(PipelineError, match="cannot load .*model.keras"):
         keras_file_as_tflite(tmp_path / "model.keras")

@@ -51,6 +51,12 @@ def repo(tmp_path_factory, shared_photos):
     return repo, photos
 
 
+@pytest.fixture(autouse=True)
+def from_the_committed_params(repo):
+    """Each backbone's experiment starts from the committed params, whichever ran before it."""
+    run(["git", "checkout", "--", "params.yaml"], repo[0])
+
+
 def predict_lines(model, photos):
     # A .keras file in Keras itself (not its LiteRT conversion): the reference the .tflite must meet.
     runtime = ["--runtime", "keras"] if str(model).endswith(".keras") else []

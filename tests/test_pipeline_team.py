@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT, copy_shared_subset
-from tests.test_pipeline import copy_project, plot_values, run, set_params, stages_run
+from tests.test_pipeline import copy_project, plot_values, reset, run, set_params, stages_run
 
 pytestmark = pytest.mark.e2e
 
@@ -65,18 +65,30 @@ def eval_metrics_by_experiment(repo):
     return found
 
 
-def test_two_queued_experiments_at_once_give_what_each_gives_alone(repo):
+@pytest.fixture(scope="module")
+def sweep(repo):
+    """The queued sweep, run two at a time: (`dvc queue status`, eval_metrics_by_experiment)."""
     # Up to evaluate: the metrics compared are evaluate's, and export's conversions would double the time.
-    sweep = ["-S", f"finetune.fine_tune_at={','.join(SWEEP)}"]
-    run(["dvc", "exp", "run", "--queue", *sweep, "evaluate"], repo)
+    values = ["-S", f"finetune.fine_tune_at={','.join(SWEEP)}"]
+    run(["dvc", "exp", "run", "--queue", *values, "evaluate"], repo)
     run(["dvc", "queue", "start", "-j", "2"], repo)
     for _ in range(300):
         status = run(["dvc", "queue", "status"], repo).stdout
         if "Queued" not in status and "Running" not in status:
             break
         time.sleep(2)
+    return status, eval_metrics_by_experiment(repo)
+
+
+@pytest.fixture(autouse=True)
+def from_the_first_run(repo):
+    """Every test starts from the committed first run, whatever ran before it."""
+    reset(repo)
+
+
+def test_two_queued_experiments_at_once_give_what_each_gives_alone(repo, sweep):
+    status, queued = sweep
     assert status.count("Success") == 2, status
-    queued = eval_metrics_by_experiment(repo)
     assert set(queued) == set(SWEEP)
 
     # Alone, one after the other, in the workspace. Without DVC's run cache,
@@ -89,17 +101,19 @@ def test_two_queued_experiments_at_once_give_what_each_gives_alone(repo):
         assert evaluation == queued[fine_tune_at][1], fine_tune_at
 
 
-def test_the_sweep_compares_in_exp_show_metrics_diff_and_plots_diff(repo):
+def test_the_sweep_compares_in_exp_show_metrics_diff_and_plots_diff(repo, sweep):
     table = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], repo).stdout)))
     experiments = [row for row in table if row["Experiment"] and row["finetune.fine_tune_at"] in SWEEP]
     assert sorted({row["finetune.fine_tune_at"] for row in experiments}) == sorted(SWEEP)
     assert all(row["finetuned.accuracy"] and row["head.accuracy"] for row in experiments)
-    queued = eval_metrics_by_experiment(repo)
+    _, queued = sweep
     first, second = (queued[fine_tune_at][0] for fine_tune_at in SWEEP)
 
     diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json", first, second], repo).stdout)
     accuracy = diff["metrics/eval.json"]["finetuned.accuracy"]
-    assert 0 < accuracy["old"] <= 1 and 0 < accuracy["new"] <= 1
+    assert (accuracy["old"], accuracy["new"]) == tuple(
+        queued[fine_tune_at][1]["finetuned"]["accuracy"] for fine_tune_at in SWEEP
+    )
     plots = json.loads(run(["dvc", "plots", "diff", "--json", first, second], repo).stdout)
     for name in ("confusion", "roc", "precision_recall", "loss", "accuracy"):
         assert {point["rev"] for point in plot_values(plots, name)} == {first, second}, name
@@ -114,10 +128,8 @@ def predictions(model, photos):
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def test_a_shared_remote_round_trip(repo, tmp_path):
-    experiment = eval_metrics_by_experiment(repo)[SWEEP[0]][0]
-    run(["git", "checkout", "-q", "--", "."], repo)
-    run(["dvc", "checkout", "--force"], repo)
+def test_a_shared_remote_round_trip(repo, sweep, tmp_path):
+    experiment = sweep[1][SWEEP[0]][0]
     storage, origin = tmp_path / "dvc-storage", tmp_path / "origin.git"
     run(["git", "init", "-q", "--bare", str(origin)], tmp_path)
     run(["dvc", "remote", "add", "-d", "storage", str(storage)], repo)

@@ -9,7 +9,7 @@ import pytest
 from dvc_render.html import HTML
 
 from tests.conftest import PROJECT_ROOT
-from transfer.plots_page import TEMPLATE_FILE, ensure_template, page_template
+from transfer.plots_page import TEMPLATE_FILE, page_template
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,10 @@ def plots_template_command(folder):
 
 def test_the_command_writes_the_template_where_dvc_config_points(tmp_path):
     config = (PROJECT_ROOT / ".dvc" / "config").read_text()
-    assert re.search(r"\[plots\]\s+html_template = offline_plots.html", config)
+    # Relative to .dvc/: the file the evaluate stage declares as an output.
+    assert re.search(r"\[plots\]\s+html_template = \.\./plots/offline_page\.html", config)
+    assert TEMPLATE_FILE.as_posix() == "plots/offline_page.html"
+    assert "plots/offline_page.html" in (PROJECT_ROOT / "dvc.yaml").read_text()
     (tmp_path / ".dvc").mkdir()
     command = [sys.executable, "-m", "transfer", "plots-template"]
     environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
@@ -54,7 +57,6 @@ def test_the_command_writes_the_template_where_dvc_config_points(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / TEMPLATE_FILE).read_text(encoding="utf8") == page_template()
-    assert TEMPLATE_FILE.name == "offline_plots.html"
 
 
 def test_without_a_dvc_folder_the_command_is_one_line_and_exit_2(tmp_path):
@@ -66,13 +68,3 @@ def test_without_a_dvc_folder_the_command_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr == "error: no .dvc folder here: run this at the top of the project\n"
     assert not (tmp_path / TEMPLATE_FILE).exists()
-
-
-def test_ensure_writes_only_a_missing_template(tmp_path):
-    (tmp_path / ".dvc").mkdir()
-    path = ensure_template(tmp_path)
-    assert path.is_file()
-    path.write_text("kept")
-    ensure_template(tmp_path)
-    assert path.read_text() == "kept"
-    assert not ensure_template(tmp_path / "not_a_project").exists()  # no .dvc folder: nothing written

@@ -89,7 +89,7 @@ def main(argv=None):
         "--runtime",
         choices=RUNTIMES,
         default="auto",
-        help="how a .keras model runs: litert (converted once, cached in .litert-cache/ beside it; "
+        help="how a .keras model runs: litert (converted once, cached in ~/.cache/transfer/litert; "
         "several times faster on a CPU), keras, or auto (default: litert, else keras with a notice)",
     )
     predict.add_argument(

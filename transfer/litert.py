@@ -1,12 +1,13 @@
 """LiteRT: Keras models converted to .tflite, cached by content, run by XNNPACK.
 
 On a CPU, LiteRT runs the same float32 network 2-4x faster than TensorFlow's
-own forward pass. A conversion takes seconds, so it is cached: a `.keras` file's
-conversion next to it (`.litert-cache/<sha256 of the file>.tflite`, a folder
-git ignores), an in-memory model's (extract's frozen base) in the user's cache
-(`$XDG_CACHE_HOME/transfer/litert`, keyed by its architecture and weights). A
-changed model has another key, so a stale conversion is never used; where the
-folder cannot be written, a temporary folder holds the cache instead.
+own forward pass. A conversion takes seconds, so it is cached in the user's
+cache (`$XDG_CACHE_HOME/transfer/litert`, default `~/.cache/transfer/litert`):
+a `.keras` file's under the sha256 of the file, an in-memory model's (extract's
+frozen base) under that of its architecture and weights. The cache lives
+outside the project, so no stage writes anything it does not declare. A changed
+model has another key, so a stale conversion is never used; where the folder
+cannot be written, a temporary folder holds the cache instead.
 TensorFlow is imported only to convert: running a .tflite file needs LiteRT alone.
 """
 
@@ -23,8 +24,6 @@ from transfer.errors import one_line
 from transfer.io import atomic_path, file_sha256
 from transfer.quiet import info_lines_filtered
 
-CACHE_FOLDER = ".litert-cache"
-
 
 class ConversionError(Exception):
     """A model that loads but that LiteRT cannot run (an op it lacks), or nowhere to cache it."""
@@ -39,9 +38,9 @@ def temporary_cache():
     return Path(tempfile.gettempdir()) / "transfer-litert-cache"
 
 
-def cached_conversion(key, convert, folder):
-    """folder/<key>.tflite (or the temporary cache's), written by convert() -> bytes on a miss."""
-    places = [Path(folder), temporary_cache()]
+def cached_conversion(key, convert):
+    """<user cache>/<key>.tflite (or the temporary cache's), written by convert() -> bytes on a miss."""
+    places = [user_cache(), temporary_cache()]
     for place in places:
         if (place / f"{key}.tflite").is_file():
             return place / f"{key}.tflite"
@@ -50,7 +49,6 @@ def cached_conversion(key, convert, folder):
     for place in places:
         try:
             place.mkdir(parents=True, exist_ok=True)
-            (place / ".gitignore").write_text("*\n")  # a cache, never committed
             with atomic_path(place / f"{key}.tflite") as temporary:
                 temporary.write_bytes(converted)
             return place / f"{key}.tflite"
@@ -60,7 +58,7 @@ def cached_conversion(key, convert, folder):
 
 
 def keras_file_as_tflite(model_path):
-    """The float32 .tflite of a .keras file, from its cache beside it."""
+    """The float32 .tflite of a .keras file, from the cache."""
     model_path = Path(model_path)
 
     def convert():
@@ -72,15 +70,15 @@ def keras_file_as_tflite(model_path):
         except Exception as error:  # the converter fails in many ways; all mean "not convertible"
             raise ConversionError(one_line(error)) from None
 
-    return cached_conversion(file_sha256(model_path), convert, model_path.parent / CACHE_FOLDER)
+    return cached_conversion(file_sha256(model_path), convert)
 
 
 def model_as_tflite(model):
-    """The float32 .tflite of an in-memory Keras model, from the user's cache."""
+    """The float32 .tflite of an in-memory Keras model, from the cache."""
     digest = hashlib.sha256(model.to_json().encode())
     for weight in model.weights:
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
-    return cached_conversion(digest.hexdigest(), lambda: model_as_tflite_bytes(model), user_cache())
+    return cached_conversion(digest.hexdigest(), lambda: model_as_tflite_bytes(model))
 
 
 def model_as_tflite_bytes(model):

@@ -4,15 +4,16 @@ DVC's own page loads Vega, Vega-Lite and vega-embed from a CDN, so on a machine
 without internet access every chart is blank. This template inlines the three
 libraries from vl-convert-python's bundle (a pinned, maintained package: no
 minified JavaScript in git). `.dvc/config` points DVC at it
-(`plots.html_template = offline_plots.html`, relative to `.dvc/`); it is written
-by `python -m transfer plots-template` and, if missing, by the evaluate stage.
+(`plots.html_template = ../plots/offline_page.html`, relative to `.dvc/`). It is
+an output of the evaluate stage (cached by DVC like the plots it draws, so
+`dvc pull` brings it too); `python -m transfer plots-template` writes it any time.
 """
 
 from pathlib import Path
 
 from transfer.io import atomic_path
 
-TEMPLATE_FILE = Path(".dvc") / "offline_plots.html"
+TEMPLATE_FILE = Path("plots") / "offline_page.html"
 # DVC's plot templates are Vega-Lite v5 specifications.
 VEGA_LITE_VERSION = "5.21"
 
@@ -58,16 +59,8 @@ def page_template():
 
 
 def write_template(repo_root="."):
-    """Write .dvc/offline_plots.html under repo_root; returns its path."""
+    """Write plots/offline_page.html under repo_root; returns its path."""
     path = Path(repo_root) / TEMPLATE_FILE
     with atomic_path(path) as temporary:
         temporary.write_text(page_template(), encoding="utf8")
-    return path
-
-
-def ensure_template(repo_root="."):
-    """Write the template where it is missing (a fresh clone's first run)."""
-    path = Path(repo_root) / TEMPLATE_FILE
-    if not path.is_file() and path.parent.is_dir():
-        write_template(repo_root)
     return path
