@@ -112,9 +112,9 @@ def make_repo(directory, params):
 
 
 def bench_extract(prepared, weights, size, batch_size, repeats):
-    from transfer.data import SPLITS, image_count, read_shards
     from transfer.features import extract_all
     from transfer.model import build_base, build_feature_extractor
+    from transfer.shards import SPLITS, image_count, read_shards
 
     extractor = build_feature_extractor(build_base(size, weights))
     images = np.concatenate([shard[0] for split in SPLITS for shard in read_shards(prepared, split)])
@@ -141,8 +141,8 @@ def bench_extract(prepared, weights, size, batch_size, repeats):
 def bench_backbones(work, photos, repeats, per_class=128, size=224, batch_size=64):
     """The extract stage's code with every backbone, on the same 224 px images."""
     from transfer.backbones import BACKBONES
-    from transfer.data import prepare_folder
     from transfer.features import extract_all
+    from transfer.folder_source import prepare_folder
     from transfer.model import build_base, build_feature_extractor
 
     subset = work / "backbone_photos"
@@ -170,8 +170,9 @@ def bench_backbones(work, photos, repeats, per_class=128, size=224, batch_size=6
 def bench_finetune(prepared, weights, size, repeats, fine_tune_at=100, batch_size=32):
     import keras
 
-    from transfer.data import image_dataset, read_meta, read_shards
+    from transfer.finetuning import image_dataset
     from transfer.model import build_base, build_classifier, build_head, unfreeze_top
+    from transfer.shards import read_meta, read_shards
     from transfer.task import Task
     from transfer.training import compile_model
 
@@ -285,9 +286,9 @@ def bench_scale(work, photos, weights, factors=SCALE_FACTORS):
             {"data.source": "folder", "data.path": str(folder), "model.weights": str(weights)},
         )
         results[f"x{factor}"] = {"photos": sum(1 for _ in Path(folder).rglob("*.jpg"))}
-        run_process([sys.executable, "stages/runtime.py"], repo)  # what the stages check on start
+        run_process([sys.executable, "-m", "stages.runtime"], repo)  # what the stages check on start
         for stage in STAGES:
-            seconds, peak = peak_rss_mb([sys.executable, f"stages/{stage}.py"], repo)
+            seconds, peak = peak_rss_mb([sys.executable, "-m", f"stages.{stage}"], repo)
             results[f"x{factor}"][stage] = {"peak_rss_mb": round(peak, 1), "seconds": round(seconds, 1)}
         print("scale", factor, json.dumps(results[f"x{factor}"]), flush=True)
     one = results["x1"]
@@ -305,11 +306,12 @@ def bench_scale(work, photos, weights, factors=SCALE_FACTORS):
 
 def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=64):
     """LiteRT (XNNPACK) against TensorFlow: extract's forward pass, and whole predict commands."""
-    from transfer.data import SPLITS, image_count, read_shards
     from transfer.export import export_tflite
     from transfer.features import extract_all
-    from transfer.litert import outputs_of, plain_saved_model
+    from transfer.inference import outputs_of
+    from transfer.litert import plain_saved_model
     from transfer.model import build_base, build_classifier, build_feature_extractor, build_head
+    from transfer.shards import SPLITS, image_count, read_shards
     from transfer.task import Task
 
     os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # a cold cache: the conversion is timed once
@@ -431,7 +433,7 @@ def main():
     photos, weights = Path(args.photos).resolve(), Path(args.weights).resolve()
     results = {"machine": f"{os.cpu_count()} CPUs", "photos": str(photos), "repeats": args.repeats}
 
-    from transfer.data import prepare_folder
+    from transfer.folder_source import prepare_folder
 
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)

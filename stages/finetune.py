@@ -1,26 +1,24 @@
 """Stage 4: unfreeze the top of the base and train base + head on images -> models/model.keras."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
-
-from transfer.backbones import check_params  # noqa: E402
-from transfer.data import read_meta  # noqa: E402
-from transfer.errors import run_stage  # noqa: E402
-from transfer.io import atomic_path, read_csv, write_csv, write_json  # noqa: E402
-from transfer.model import (  # noqa: E402
-    build_augmentation,
+from transfer.artifacts import HEAD_MODEL, MODEL, PREPARED, write_class_names
+from transfer.backbones import check_params
+from transfer.errors import run_stage
+from transfer.finetuning import augmentation_of, fine_tune
+from transfer.io import atomic_path, read_csv, write_csv, write_json
+from transfer.model import (
     build_base,
     build_classifier,
     load_model,
     model_facts,
     unfreeze_top,
 )
-from transfer.params import load_params  # noqa: E402
-from transfer.runtime import RESOLVED_FILE, start  # noqa: E402
-from transfer.task import Task, class_weights  # noqa: E402
-from transfer.training import HISTORY_COLUMNS, fine_tune, phase_report, seed_everything  # noqa: E402
+from transfer.params import load_params
+from transfer.runtime import RESOLVED_FILE, start
+from transfer.shards import read_meta
+from transfer.task import Task, class_weights
+from transfer.training import HISTORY_COLUMNS, phase_report, seed_everything
 
 
 def main():
@@ -29,22 +27,14 @@ def main():
     config, seed = params["finetune"], params["data"]["seed"]
     runtime = start(params["runtime"], recorded=RESOLVED_FILE)
     seed_everything(seed)
-    meta = read_meta("data/prepared")
+    meta = read_meta(PREPARED)
     task = Task(meta["class_names"])
     model_params = params["model"]
     with runtime.scope():
         base = build_base(params["data"]["image_size"], model_params["weights"], model_params["backbone"])
         unfreeze_top(base, config["fine_tune_at"])
-        head = load_model("models/head.keras")
-        augmentation = None
-        if config["augment"]:
-            augmentation = build_augmentation(
-                seed,
-                flip=config["augment_flip"],
-                rotation=config["augment_rotation"],
-                zoom=config["augment_zoom"],
-                contrast=config["augment_contrast"],
-            )
+        head = load_model(HEAD_MODEL)
+        augmentation = augmentation_of(config, seed)
         model = build_classifier(base, head, augmentation)
         facts = model_facts(model, base)
         print(f"trainable variables: {facts['trainable_variables']}")
@@ -53,7 +43,7 @@ def main():
             model,
             base,
             task,
-            "data/prepared",
+            PREPARED,
             config,
             seed=seed,
             # Epochs continue the head's history (which early stopping may have cut short).
@@ -69,10 +59,10 @@ def main():
     # Augmentation is for training only: the saved model is the same base and
     # head without it, so what evaluate, predict and export run holds no random
     # ops (TFLite cannot convert them).
-    with atomic_path("models/model.keras") as path, runtime.scope():
+    with atomic_path(MODEL) as path, runtime.scope():
         build_classifier(base, head).save(path)
-    # Beside the model, for `python -m transfer predict`.
-    write_json("models/classes.json", {"class_names": meta["class_names"]})
+    # Beside the model, for `transfer predict`.
+    write_class_names(Path(MODEL).parent, meta["class_names"])
     write_csv("plots/finetune_history.csv", history, HISTORY_COLUMNS)
     write_json(
         "metrics/finetune.json", phase_report(history, config["early_stopping"], facts, runtime.resolved)

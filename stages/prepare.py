@@ -1,20 +1,20 @@
 """Stage 1: raw images -> resized train/validation/test shards in data/prepared."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
-
-from transfer.data import SPLITS, prepare_folder, prepare_tfds, read_meta, read_shards  # noqa: E402
-from transfer.errors import run_stage  # noqa: E402
-from transfer.figures import plot_samples  # noqa: E402
-from transfer.io import atomic_path, write_json  # noqa: E402
-from transfer.params import load_params  # noqa: E402
+from transfer.artifacts import PREPARED
+from transfer.errors import run_stage
+from transfer.figures import plot_samples
+from transfer.folder_source import prepare_folder
+from transfer.io import atomic_path, write_json
+from transfer.params import load_params
+from transfer.shards import SPLITS, read_meta, read_shards
+from transfer.tfds_source import prepare_tfds
 
 
 def main():
     data = load_params()["data"]
-    with atomic_path("data/prepared") as prepared:
+    with atomic_path(PREPARED) as prepared:
         if data["source"] == "folder":
             counts, skipped = prepare_folder(
                 data["path"], prepared, data["image_size"], data["split"], data["seed"]

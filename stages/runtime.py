@@ -4,15 +4,10 @@ Runs on every `dvc repro` (always_changed); the stages that compute depend on
 its file, so a machine that resolves differently never reuses their cache.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
-
-from transfer.errors import run_stage  # noqa: E402
-from transfer.io import write_json  # noqa: E402
-from transfer.params import load_params  # noqa: E402
-from transfer.runtime import RESOLVED_FILE, resolve  # noqa: E402
+from transfer.errors import run_stage
+from transfer.io import write_json
+from transfer.params import load_params
+from transfer.runtime import RESOLVED_FILE, resolve
 
 
 def main():

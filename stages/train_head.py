@@ -1,20 +1,16 @@
 """Stage 3: train the head (Dense(1), or Dense(K) for K classes) on cached features -> models/head.keras."""
 
-import sys
-from pathlib import Path
+import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script
-
-import numpy as np  # noqa: E402
-
-from transfer.errors import run_stage  # noqa: E402
-from transfer.features import feature_class_names, load_features  # noqa: E402
-from transfer.io import atomic_path, write_csv, write_json  # noqa: E402
-from transfer.model import build_head, model_facts  # noqa: E402
-from transfer.params import load_params  # noqa: E402
-from transfer.runtime import RESOLVED_FILE, start  # noqa: E402
-from transfer.task import Task, class_weights  # noqa: E402
-from transfer.training import (  # noqa: E402
+from transfer.artifacts import FEATURES, HEAD_MODEL
+from transfer.errors import run_stage
+from transfer.features import feature_class_names, load_features
+from transfer.io import atomic_path, write_csv, write_json
+from transfer.model import build_head, model_facts
+from transfer.params import load_params
+from transfer.runtime import RESOLVED_FILE, start
+from transfer.task import Task, class_weights
+from transfer.training import (
     HISTORY_COLUMNS,
     compile_for_phase,
     evaluate,
@@ -31,12 +27,12 @@ def main():
     config, seed = params["train_head"], params["data"]["seed"]
     runtime = start(params["runtime"], recorded=RESOLVED_FILE)
     seed_everything(seed)
-    task = Task(feature_class_names("data/features"))
-    train_features, train_labels = load_features("data/features", "train")
+    task = Task(feature_class_names(FEATURES))
+    train_features, train_labels = load_features(FEATURES, "train")
     train = feature_dataset(
         train_features, train_labels, config["batch_size"], config["shuffle_buffer"], seed
     )
-    validation = feature_dataset(*load_features("data/features", "validation"), config["batch_size"])
+    validation = feature_dataset(*load_features(FEATURES, "validation"), config["batch_size"])
     class_counts = np.bincount(train_labels.astype(np.int64), minlength=task.num_classes).tolist()
 
     with runtime.scope():
@@ -57,7 +53,7 @@ def main():
     if not runtime.is_chief:
         return  # the chief writes the outputs
 
-    with atomic_path("models/head.keras") as path:
+    with atomic_path(HEAD_MODEL) as path:
         head.save(path)
     write_csv("plots/head_history.csv", history, HISTORY_COLUMNS)
     report = phase_report(history, config["early_stopping"], model_facts(head), runtime.resolved)

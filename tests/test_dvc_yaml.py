@@ -51,6 +51,13 @@ def code_closure(script):
     return {path.relative_to(PROJECT_ROOT).as_posix() for path in seen}
 
 
+def stage_script(stage):
+    """`python -m stages.prepare` -> stages/prepare.py."""
+    command = stage["cmd"].split()
+    assert command[:2] == ["python", "-m"], stage["cmd"]
+    return command[2].replace(".", "/") + ".py"
+
+
 def code_deps(stage):
     return {dep for dep in stage["deps"] if dep.endswith(".py")}
 
@@ -58,8 +65,7 @@ def code_deps(stage):
 def test_every_stage_lists_exactly_the_code_it_imports():
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
-        script = stage["cmd"].split()[-1]
-        assert code_deps(stage) == code_closure(script), name
+        assert code_deps(stage) == code_closure(stage_script(stage)), name
 
 
 def test_the_closure_follows_function_level_imports(tmp_path):
@@ -74,7 +80,7 @@ def test_every_stage_that_sets_the_thread_count_has_it_in_its_cache_key():
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
     applying = []
     for name, stage in stages.items():
-        script = (PROJECT_ROOT / stage["cmd"].split()[-1]).read_text()
+        script = (PROJECT_ROOT / stage_script(stage)).read_text()
         if 'params["runtime"]' in script and name != "runtime":
             applying.append(name)
             params = stage.get("params", [])

@@ -2,17 +2,17 @@ import numpy as np
 import pytest
 
 from tests.conftest import BINARY, binary_metrics, make_image_folder
-from transfer.data import prepare_folder, read_shards
 from transfer.evaluation import (
     evaluation_report,
     images_by_id,
-    keras_logits,
     most_confidently_wrong,
     predict_split,
     prediction_rows,
-    with_mirror,
 )
+from transfer.folder_source import prepare_folder
+from transfer.inference import keras_logits, with_mirror
 from transfer.model import build_base, build_classifier, build_head
+from transfer.shards import read_shards
 from transfer.task import Task, mean_probability_logit
 
 
@@ -75,7 +75,7 @@ def test_k_class_report_and_rows_name_the_most_probable_class():
 
 
 def test_predict_split_and_images_by_id(tmp_path, monkeypatch):
-    monkeypatch.setattr("transfer.data.SHARD_BYTES", 32 * 32 * 3 * 4)
+    monkeypatch.setattr("transfer.shards.SHARD_BYTES", 32 * 32 * 3 * 4)
     root = make_image_folder(tmp_path / "images", per_class=10)
     prepare_folder(root, tmp_path / "prepared", 32, [0.5, 0.25, 0.25], seed=0)
     model = build_classifier(build_base(32, "none"), build_head())

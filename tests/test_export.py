@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from transfer.data import load_image
-from transfer.export import decode_for_serving, exif_orientation, export_saved_model, load_serving
+from transfer.export import export_saved_model, load_serving
+from transfer.images import load_image
+from transfer.serving import decode_for_serving, exif_orientation
 from transfer.task import Task
 
 ORIENTATIONS = range(1, 9)

@@ -44,7 +44,7 @@ def repo(tmp_path_factory, shared_photos, shared_weights):
 
 def start_stage(repo, stage):
     return subprocess.Popen(
-        [sys.executable, f"stages/{stage}.py"],
+        [sys.executable, "-m", f"stages.{stage}"],
         cwd=repo,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -2,14 +2,15 @@ import numpy as np
 import pytest
 
 from tests.conftest import FEATURE_SIZE, make_image_folder
-from transfer.data import prepare_folder, read_shards
 from transfer.errors import PipelineError
 from transfer.features import extract_all, load_features
+from transfer.folder_source import prepare_folder
 from transfer.model import build_base, build_feature_extractor
+from transfer.shards import read_shards
 
 
 def test_extract_writes_the_extractors_features_for_every_split(tmp_path, monkeypatch):
-    monkeypatch.setattr("transfer.data.SHARD_BYTES", 32 * 32 * 3 * 10)  # several shards per split
+    monkeypatch.setattr("transfer.shards.SHARD_BYTES", 32 * 32 * 3 * 10)  # several shards per split
     root = make_image_folder(tmp_path / "images", per_class=25)
     prepare_folder(root, tmp_path / "prepared", 32, [0.6, 0.2, 0.2], seed=0)
     extractor = build_feature_extractor(build_base(32, "none"))

@@ -7,16 +7,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import copy_shared_subset
-from transfer.data import load_image
 from transfer.errors import PipelineError
+from transfer.images import load_image
+from transfer.inference import TFLiteModel, outputs_of
 from transfer.io import file_sha256
-from transfer.litert import (
-    ConversionError,
-    TFLiteModel,
-    cached_conversion,
-    keras_file_as_tflite,
-    outputs_of,
-)
+from transfer.litert import ConversionError, cached_conversion, keras_file_as_tflite
 from transfer.model import build_base, build_feature_extractor
 
 # Features of the frozen base, LiteRT against TensorFlow: the same float32 network,

@@ -21,9 +21,10 @@ from PIL import Image
 from tests.conftest import PROJECT_ROOT, copy_shared_subset, write_params
 from tests.test_litert import FEATURE_TOLERANCE
 from tests.test_predict import LITERT_TOLERANCE
-from transfer.data import SPLITS, load_image
+from transfer.images import load_image
 from transfer.io import file_sha256
 from transfer.model import load_model
+from transfer.shards import SPLITS
 
 pytestmark = pytest.mark.e2e
 
@@ -365,7 +366,7 @@ def test_tflite_models_run_in_litert_and_in_predict(repo, tmp_path, user_cache):
         "np.save(sys.argv[3], interpreter.get_tensor(interpreter.get_output_details()[0]['index']))\n"
         "assert 'tensorflow' not in sys.modules\n"
     )
-    from transfer.litert import TFLiteModel
+    from transfer.inference import TFLiteModel
 
     expected = {"float32": keras_probabilities(repo, images)}
     int8_logits = TFLiteModel(repo / "export" / "model_int8.tflite").logits(images).reshape(-1)

@@ -14,8 +14,8 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT, SHARED, require_shared
 from tests.test_pipeline import STAGES, copy_project, plot_values, run, set_params, stages_run
+from transfer.artifacts import tflite_class_names
 from transfer.model import load_model
-from transfer.predict import tflite_class_names
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, make_image
 from transfer.__main__ import main
-from transfer.data import load_image
+from transfer.images import load_image
 from transfer.io import file_sha256
 from transfer.model import build_base, build_classifier, build_head
 from transfer.predict import find_images

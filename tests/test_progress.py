@@ -17,7 +17,7 @@ import termios
 import pytest
 
 from tests.conftest import PROJECT_ROOT, make_image_folder, write_params
-from transfer.data import prepare_folder
+from transfer.folder_source import prepare_folder
 from transfer.progress import Progress
 
 SUMMARY = re.compile(r"^(?P<step>.+): (?P<count>\d+) (?P<unit>\w+) in \d+\.\d s \([\d.e+-]+ (?P=unit)/s\)$")

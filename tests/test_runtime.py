@@ -143,7 +143,7 @@ def workspace(tmp_path_factory, shared_weights):
         export__latency_images=1,
     )
     for stage in ("runtime", "prepare", "extract"):
-        run([sys.executable, f"stages/{stage}.py"], work)
+        run([sys.executable, "-m", f"stages.{stage}"], work)
     return work
 
 
@@ -152,7 +152,7 @@ def copy_workspace(workspace, destination, **runtime):
     params = yaml.safe_load((destination / "params.yaml").read_text())
     params["runtime"].update(runtime)
     (destination / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run([sys.executable, "stages/runtime.py"], destination)  # as dvc repro would, first
+    run([sys.executable, "-m", "stages.runtime"], destination)  # as dvc repro would, first
     return destination
 
 
@@ -160,7 +160,7 @@ def copy_workspace(workspace, destination, **runtime):
 def one_device(workspace, tmp_path_factory):
     work = copy_workspace(workspace, tmp_path_factory.mktemp("one") / "work")
     for stage in ("train_head", "finetune"):
-        run([sys.executable, f"stages/{stage}.py"], work)
+        run([sys.executable, "-m", f"stages.{stage}"], work)
     return work
 
 
@@ -231,13 +231,13 @@ def test_multi_worker_is_refused_before_any_work():
 
 
 def test_bfloat16_trains_evaluates_and_exports_close_to_float32(workspace, one_device, tmp_path):
-    from transfer.data import read_shards
-    from transfer.litert import TFLiteModel
+    from transfer.inference import TFLiteModel
     from transfer.model import load_model
+    from transfer.shards import read_shards
 
     work = copy_workspace(workspace, tmp_path / "work", mixed_precision="bfloat16")
     for stage in ("train_head", "finetune", "evaluate", "export"):
-        run([sys.executable, f"stages/{stage}.py"], work)
+        run([sys.executable, "-m", f"stages.{stage}"], work)
     model = load_model(work / "models" / "model.keras")
     assert model.get_layer("head").get_layer("logit").dtype_policy.name == "float32"
     assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in model.layers}  # the base

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, default_params, make_image, write_params
 from tests.test_progress import SUMMARY
-from transfer.data import split_key, split_of
+from transfer.folder_source import split_key, split_of
 
 
 def make_no_training_dogs(root):

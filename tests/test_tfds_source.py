@@ -11,8 +11,9 @@ import pytest
 import tensorflow_datasets as tfds
 
 from tests.conftest import PROJECT_ROOT, write_params
-from transfer.data import SPLITS, prepare_tfds, read_meta, read_shards
 from transfer.errors import PipelineError
+from transfer.shards import SPLITS, read_meta, read_shards
+from transfer.tfds_source import prepare_tfds
 
 
 @pytest.mark.parametrize(

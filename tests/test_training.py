@@ -165,9 +165,9 @@ def test_a_swallowed_interrupt_still_stops_training(monkeypatch):
 @pytest.mark.parametrize("fine_tune_at", [100, 120])  # two tensors cross the cut at 100, one at 120
 def test_training_on_the_cached_bottom_gives_the_same_model(tmp_path, shared_weights, fine_tune_at):
     from tests.conftest import BINARY, default_params, make_image_folder
-    from transfer.data import prepare_folder
+    from transfer.finetuning import fine_tune
+    from transfer.folder_source import prepare_folder
     from transfer.model import build_base, build_classifier, unfreeze_top
-    from transfer.training import fine_tune
 
     root = make_image_folder(tmp_path / "images", per_class=20)
     prepare_folder(root, tmp_path / "prepared", 48, [0.6, 0.2, 0.2], seed=0)

@@ -1,4 +1,4 @@
-"""Command line: `python -m transfer predict MODEL PATH [PATH ...]`, `python -m transfer plots-template`."""
+"""Command line: `transfer predict MODEL PATH [PATH ...]`, `transfer plots-template` (or python -m)."""
 
 import argparse
 import json
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from transfer.errors import PipelineError
-from transfer.predict import RUNTIMES
+from transfer.inference import RUNTIMES
 from transfer.task import THRESHOLD, Task
 
 # --top when not given: the three best classes for K > 2; none for two classes.
@@ -14,7 +14,9 @@ DEFAULT_TOP = 3
 
 
 def predict_command(args):
-    from transfer.predict import find_images, open_model, predict_files, read_class_names
+    from transfer.artifacts import read_class_names
+    from transfer.inference import open_model
+    from transfer.predict import find_images, predict_files
     from transfer.progress import Progress
 
     if args.batch_size < 1:
@@ -56,7 +58,7 @@ def plots_template_command():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m transfer", description=__doc__)
+    parser = argparse.ArgumentParser(prog="transfer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser(
         "predict",

@@ -2,44 +2,25 @@
 
 import numpy as np
 
-from transfer.data import fixed_batches, read_shards
-from transfer.litert import TFLiteModel, keras_file_as_tflite
-from transfer.metrics import classification_metrics
-from transfer.task import THRESHOLD
+from transfer.artifacts import FEATURES, HEAD_MODEL, MODEL, PREPARED
+from transfer.features import load_features
+from transfer.figures import plot_learning_curves, plot_misclassified
+from transfer.inference import logits_of_file, with_mirror
+from transfer.io import atomic_path, read_csv, write_csv, write_json
+from transfer.metrics import (
+    classification_metrics,
+    one_vs_rest_curves,
+    precision_recall_points,
+    roc_points,
+    summary_curve_scores,
+)
+from transfer.model import load_model
+from transfer.progress import Progress
+from transfer.shards import fixed_batches, image_count, read_meta, read_shards
+from transfer.task import THRESHOLD, Task
+from transfer.training import HISTORY_COLUMNS
 
 PREDICTION_COLUMNS = ("id", "true_label", "predicted_label", "score")
-
-
-def with_mirror(logits_of, task):
-    """Test-time augmentation: logits_of(images) -> logits whose probabilities
-    are the mean of each image's prediction and its left-right mirror's."""
-
-    def averaged(images):
-        mirrored = np.ascontiguousarray(images[:, :, ::-1])
-        return task.mean_logits(logits_of(images), logits_of(mirrored))
-
-    return averaged
-
-
-def keras_logits(model):
-    """images -> (N, logit_width) logits of a Keras model."""
-
-    def logits_of(images):
-        outputs = np.asarray(model.predict_on_batch(images))
-        return outputs.reshape(len(outputs), -1)
-
-    return logits_of
-
-
-def logits_of_file(model_path, runtime, threads=0):
-    """images -> (N, logit width) logits of a .keras file, run by `runtime`
-    (evaluate.runtime): tensorflow (Keras), or litert (its cached float32 conversion,
-    XNNPACK on `threads` threads, 0: every core)."""
-    if runtime == "tensorflow":
-        from transfer.model import load_model
-
-        return keras_logits(load_model(model_path))
-    return TFLiteModel(keras_file_as_tflite(model_path), threads).logits
 
 
 def predict_split(logits_of, task, prepared_dir, split, batch_size, tta=False, progress=None):
@@ -114,3 +95,64 @@ def images_by_id(prepared_dir, split, wanted_ids):
             if str(example_id) in wanted:
                 found[str(example_id)] = image
     return [found[example_id] for example_id in wanted_ids]
+
+
+MISCLASSIFIED_SHOWN = 16
+
+
+def evaluate_models(config, threads):
+    batch_size = config["batch_size"]
+    task = Task(read_meta(PREPARED)["class_names"])
+    features, head_labels = load_features(FEATURES, "test")
+    head_logits = load_model(HEAD_MODEL).predict(features[:], batch_size=batch_size, verbose=0)
+    # Test-time augmentation applies to the fine-tuned model: the head-only
+    # figures stay those of the cached features, the baseline it improves on.
+    logits_of = logits_of_file(MODEL, config["runtime"], threads)
+    total = image_count(PREPARED, ["test", "validation"])
+    with Progress("evaluate: fine-tuned model", total) as progress:
+        logits, labels, ids = predict_split(
+            logits_of, task, PREPARED, "test", batch_size, config["tta"], progress
+        )
+        validation = predict_split(
+            logits_of, task, PREPARED, "validation", batch_size, config["tta"], progress
+        )[:2]
+
+    evaluation = evaluation_report(task, head_logits, head_labels, logits, labels, validation)
+    write_json("metrics/eval.json", evaluation)
+    rows = prediction_rows(task, logits, labels, ids)
+    write_csv("metrics/predictions.csv", rows, PREDICTION_COLUMNS)
+    # One summary curve per model (head vs fine-tuned), then every class against the rest.
+    for name, model_logits, model_labels in (
+        ("head", head_logits, head_labels),
+        ("finetuned", logits, labels),
+    ):
+        curve_labels, scores = summary_curve_scores(task, model_labels, model_logits)
+        write_csv(f"plots/roc/{name}.csv", roc_points(curve_labels, scores), ["fpr", "tpr", "threshold"])
+        write_csv(
+            f"plots/precision_recall/{name}.csv",
+            precision_recall_points(curve_labels, scores),
+            ["recall", "precision", "threshold"],
+        )
+    roc, precision_recall = one_vs_rest_curves(task, labels, logits)
+    write_csv("plots/per_class/roc.csv", roc, ["class", "fpr", "tpr", "threshold"])
+    write_csv(
+        "plots/per_class/precision_recall.csv",
+        precision_recall,
+        ["class", "recall", "precision", "threshold"],
+    )
+
+    wrong = most_confidently_wrong(rows, MISCLASSIFIED_SHOWN)
+    captions = [
+        f"true {row['true_label']}\npredicted {row['predicted_label']} ({row['score']:.2f})" for row in wrong
+    ]
+    with atomic_path("plots/misclassified.png") as path:
+        plot_misclassified(images_by_id(PREPARED, "test", [row["id"] for row in wrong]), captions, path)
+
+    head_history = read_csv("plots/head_history.csv")
+    history = head_history + read_csv("plots/finetune_history.csv")
+    write_csv("plots/history.csv", history, HISTORY_COLUMNS)
+    with atomic_path("plots/head_learning_curves.png") as path:
+        plot_learning_curves(head_history, path)
+    with atomic_path("plots/learning_curves.png") as path:
+        plot_learning_curves(history, path, fine_tune_start=len(head_history))
+    return evaluation

@@ -13,7 +13,6 @@
   a float interface. The class names are in the file's metadata.
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -21,91 +20,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from transfer.litert import tflite_bytes
-from transfer.predict import CLASSES_FILE, TFLITE_CLASSES_METADATA
-
-
-def classes_json(task):
-    return json.dumps({"class_names": list(task.class_names)}) + "\n"
-
-
-# EXIF sits in a JPEG's APP1 segment, which comes right after the start marker
-# (or after a JFIF APP0) and is at most 64 KiB long.
-EXIF_SEARCH_BYTES = 65536
-EXIF_SIGNATURE = b"Exif\x00\x00"
-ORIENTATION_TAG = 0x0112
-MOST_IFD_ENTRIES = 64  # IFD0 of a camera's EXIF holds a dozen or two
-
-
-def exif_orientation(image_bytes):
-    """The EXIF orientation (1-8) of an encoded image, in-graph; 1 (as stored) for a file
-    that is not a JPEG, has no EXIF, or whose orientation cannot be read."""
-    head = tf.io.decode_raw(tf.strings.substr(image_bytes, 0, EXIF_SEARCH_BYTES), tf.uint8)
-    head = tf.cast(tf.concat([head, tf.zeros([16], tf.uint8)], 0), tf.int64)  # short files: no special case
-    length = tf.shape(head, out_type=tf.int64)[0]
-
-    def byte_at(index):
-        return tf.gather(head, tf.clip_by_value(index, 0, length - 1))
-
-    windows = length - len(EXIF_SIGNATURE)
-    found = tf.ones([windows], tf.bool)
-    for offset, value in enumerate(EXIF_SIGNATURE):
-        found &= head[offset : offset + windows] == value
-    tiff = tf.argmax(tf.cast(found, tf.int32), output_type=tf.int64) + len(EXIF_SIGNATURE)
-    little_endian = byte_at(tiff) == ord("I")  # "II": Intel order; "MM": Motorola order
-
-    def unsigned(index, width):
-        parts = [byte_at(index + step) for step in range(width)]
-        little = sum(part * 256**step for step, part in enumerate(parts))
-        big = sum(part * 256**step for step, part in enumerate(reversed(parts)))
-        return tf.where(little_endian, little, big)
-
-    first_ifd = tiff + unsigned(tiff + 4, 4)
-    entries = first_ifd + 2 + 12 * tf.range(tf.minimum(unsigned(first_ifd, 2), MOST_IFD_ENTRIES))
-    values = tf.where(unsigned(entries, 2) == ORIENTATION_TAG, unsigned(entries + 8, 2), 0)
-    orientation = tf.reduce_max(tf.concat([values, [0]], 0))
-    is_jpeg = (head[0] == 0xFF) & (head[1] == 0xD8)
-    readable = is_jpeg & tf.reduce_any(found) & (orientation >= 1) & (orientation <= 8)
-    return tf.where(readable, orientation, 1)
-
-
-def upright(image, orientation):
-    """An HxWxC image as it is meant to be seen: EXIF orientation 1-8 undone, as
-    Pillow's ImageOps.exif_transpose does."""
-    transposed = tf.transpose(image, [1, 0, 2])
-    return tf.switch_case(
-        tf.cast(orientation - 1, tf.int32),
-        [
-            lambda: image,  # 1: as stored
-            lambda: tf.reverse(image, [1]),  # 2: mirrored left-right
-            lambda: tf.reverse(image, [0, 1]),  # 3: upside down
-            lambda: tf.reverse(image, [0]),  # 4: mirrored top-bottom
-            lambda: transposed,  # 5: mirrored along the main diagonal
-            lambda: tf.reverse(transposed, [1]),  # 6: stored turned a quarter counter-clockwise
-            lambda: tf.reverse(transposed, [0, 1]),  # 7: mirrored along the other diagonal
-            lambda: tf.reverse(transposed, [0]),  # 8: stored turned a quarter clockwise
-        ],
-    )
-
-
-def decode_for_serving(image_bytes, size):
-    """Encoded bytes -> an upright size x size float32 image, values 0-255, in-graph.
-
-    Made to match the pipeline's and `predict`'s Pillow preprocessing
-    (transfer.data.load_image): JPEGs decoded with libjpeg's accurate integer
-    DCT (Pillow's), EXIF orientation applied, an antialiased bilinear resize
-    (Pillow's bilinear widens its filter when shrinking, as antialias=True
-    does) rounded to whole values. On real photos the two differ by 0.1 of a
-    level on average, at most 1; the export stage measures what is left."""
-    is_jpeg = tf.strings.substr(image_bytes, 0, 2) == b"\xff\xd8"
-    image = tf.cond(
-        is_jpeg,
-        lambda: tf.io.decode_jpeg(image_bytes, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_image(image_bytes, channels=3, expand_animations=False),
-    )
-    image = upright(image, exif_orientation(image_bytes))
-    image = tf.image.resize(tf.cast(image, tf.float32), [size, size], antialias=True)
-    return tf.round(tf.clip_by_value(image, 0, 255))
+from transfer.artifacts import (
+    EXPORT,
+    MODEL,
+    PREPARED,
+    TFLITE_CLASSES_METADATA,
+    classes_json,
+    read_class_names,
+    write_class_names,
+)
+from transfer.inference import TFLiteModel
+from transfer.io import atomic_path, write_json
+from transfer.litert import plain_saved_model, tflite_bytes
+from transfer.model import computing_in_float32, load_model
+from transfer.originals import original_batches
+from transfer.progress import Progress
+from transfer.serving import decode_for_serving
+from transfer.shards import image_count, read_shards
+from transfer.task import Task
 
 
 def export_saved_model(model, task, path):
@@ -133,7 +65,7 @@ def export_saved_model(model, task, path):
     archive.write_out(str(path), verbose=False)
     extra = Path(path) / "assets.extra"  # TF Serving's place for files that travel with a model
     extra.mkdir(exist_ok=True)
-    (extra / CLASSES_FILE).write_text(classes_json(task))
+    write_class_names(extra, task.class_names)
 
 
 def export_tflite(saved_model, task, path, representative_images=None, progress=None):
@@ -150,7 +82,7 @@ def with_class_names(flatbuffer, task):
 
     model = flatbuffer_utils.read_model_from_bytearray(flatbuffer)
     buffer = schema.BufferT()
-    buffer.data = np.frombuffer(classes_json(task).encode(), dtype=np.uint8)
+    buffer.data = np.frombuffer(classes_json(task.class_names).encode(), dtype=np.uint8)
     model.buffers.append(buffer)
     metadata = schema.MetadataT()
     metadata.name = TFLITE_CLASSES_METADATA
@@ -189,3 +121,83 @@ def file_size(path):
     if path.is_dir():
         return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
     return path.stat().st_size
+
+
+TEST_BATCH = 64  # inference batch for the accuracy of each exported format
+
+
+def first_images(split, count):
+    images = []
+    for shard_images, _, _ in read_shards(PREPARED, split):
+        images.append(shard_images[: count - sum(len(part) for part in images)])
+        if sum(len(part) for part in images) >= count:
+            break
+    return np.concatenate(images)
+
+
+def export_model(config, data):
+    model = load_model(MODEL)
+    task = Task(read_class_names(MODEL))
+
+    with atomic_path(EXPORT) as out:
+        out.mkdir()
+        write_class_names(out, task.class_names)
+        with Progress("export: converting", 3, unit="files") as progress:
+            export_saved_model(model, task, out / "saved_model")
+            progress.update(1)
+            with plain_saved_model(computing_in_float32(model)) as saved_model:
+                export_tflite(saved_model, task, out / "model_float32.tflite")
+                progress.update(1)
+                calibration = first_images("train", config["calibration_images"])
+                with Progress("export: int8 calibration", len(calibration)) as calibrating:
+                    export_tflite(saved_model, task, out / "model_int8.tflite", calibration, calibrating)
+                progress.update(1)
+
+        serve = load_serving(out / "saved_model")
+        tflites = {name: TFLiteModel(out / f"model_{name}.tflite") for name in ("float32", "int8")}
+        # Every format's probabilities on the test split's original files, through that format's
+        # own preprocessing: the SavedModel gets the bytes; Keras and TFLite get the images a
+        # client makes of them, as `predict` does. Streamed batch by batch: memory stays flat.
+        probabilities_of = {
+            "keras": lambda encoded, images: task.probabilities(np.asarray(model.predict_on_batch(images))),
+            "saved_model": lambda encoded, images: serving_probabilities(serve, encoded),
+            **{
+                f"tflite_{name}": lambda encoded, images, tflite=tflite: task.probabilities(
+                    tflite.logits(images)
+                )
+                for name, tflite in tflites.items()
+            },
+        }
+        correct, count = dict.fromkeys(probabilities_of, 0), 0
+        total = image_count(PREPARED, ["test"])
+        timed = None  # the first latency_images files, each format's input
+        with Progress("export: measuring every format", total) as progress:
+            for encoded, images, labels in original_batches(data, PREPARED, "test", TEST_BATCH):
+                images = images.astype(np.float32)
+                for name, probabilities in probabilities_of.items():
+                    correct[name] += int(np.sum(task.predicted(probabilities(encoded, images)) == labels))
+                count += len(labels)
+                timed = timed or (encoded[: config["latency_images"]], images[: config["latency_images"]])
+                progress.update(len(labels))
+
+        timed_files, timed_images = timed
+        latency = {
+            "keras": mean_latency_ms(lambda image: model.predict_on_batch(image[np.newaxis]), timed_images),
+            "saved_model": mean_latency_ms(lambda data: serving_probabilities(serve, [data]), timed_files),
+            **{
+                f"tflite_{name}": mean_latency_ms(
+                    lambda image, tflite=tflite: tflite.logits(image[np.newaxis]), timed_images
+                )
+                for name, tflite in tflites.items()
+            },
+        }
+        sizes = {
+            "keras": file_size(MODEL),
+            "saved_model": file_size(out / "saved_model"),
+            **{f"tflite_{name}": file_size(out / f"model_{name}.tflite") for name in tflites},
+        }
+        report = {
+            name: {"size_bytes": sizes[name], "accuracy": correct[name] / count, "latency_ms": latency[name]}
+            for name in probabilities_of
+        }
+    write_json("metrics/export.json", {**report, "test_images": count, "latency_images": len(timed_images)})

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer.data import SPLITS, fixed_batches, image_count, read_meta
+from transfer.artifacts import read_classes_file, write_class_names
 from transfer.errors import PipelineError
 from transfer.io import file_sha256
 from transfer.progress import Progress
+from transfer.shards import SPLITS, fixed_batches, image_count, read_meta
 
 # sha256 of every .npy file: silent bit flips in features would train a wrong head.
 CHECKSUMS_FILE = "checksums.json"
-CLASSES_FILE = "classes.json"
 
 
 def extract_split(features_of, width, prepared_dir, split, out_dir, batch_size, progress=None):
@@ -54,18 +54,14 @@ def extract_all(extractor, prepared_dir, out_dir, batch_size, features_of=None):
             split: extract_split(features_of, width, prepared_dir, split, out_dir, batch_size, progress)
             for split in SPLITS
         }
-    class_names = read_meta(prepared_dir)["class_names"]
-    (Path(out_dir) / CLASSES_FILE).write_text(json.dumps({"class_names": class_names}) + "\n")
+    write_class_names(out_dir, read_meta(prepared_dir)["class_names"])
     checksums = {path.name: file_sha256(path) for path in sorted(Path(out_dir).glob("*.npy"))}
     (Path(out_dir) / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=2) + "\n")
     return counts
 
 
 def feature_class_names(features_dir):
-    path = Path(features_dir) / CLASSES_FILE
-    if not path.is_file():
-        raise PipelineError(f"features not found: {path} (run the extract stage)")
-    return json.loads(path.read_text())["class_names"]
+    return read_classes_file(features_dir, "features not found: {path} (run the extract stage)")
 
 
 class FeatureRows:
@@ -117,52 +113,3 @@ def load_features(features_dir, split):
     if len(features) != len(labels):
         raise PipelineError(f"{paths[0]} and {paths[1]} disagree on the number of images")
     return features, labels
-
-
-def cache_activations(bottom, prepared_dir, split, out_dir, batch_size, progress=None):
-    """Run the frozen bottom once over a split; write chunks of its outputs and the labels.
-
-    One uncompressed .npz per inference batch, read back one at a time, so
-    memory does not grow with the number of images.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    batches = fixed_batches(prepared_dir, split, batch_size, progress)
-    for index, (images, labels, _, count) in enumerate(batches):
-        outputs = bottom.predict_on_batch(images)
-        if not isinstance(outputs, (list, tuple)):  # a cut crossed by a single tensor
-            outputs = [outputs]
-        # float32 on disk whatever the compute precision (mixed bfloat16 gives bfloat16).
-        arrays = {f"activation_{i}": np.asarray(out, np.float32)[:count] for i, out in enumerate(outputs)}
-        np.savez(out_dir / f"{split}-{index:05d}.npz", labels=labels.astype(np.float32), **arrays)
-
-
-def activation_dataset(cache_dir, split, batch_size, shuffle_buffer=None, seed=None):
-    """(activations, label) batches from cache_activations, in the prepared split's order.
-
-    Built like data.image_dataset (a stream in split order, then the same
-    shuffle), so with the same seed the batches hold the same images.
-    """
-    import tensorflow as tf
-
-    chunks = sorted(Path(cache_dir).glob(f"{split}-*.npz"))
-    with np.load(chunks[0]) as first:
-        names = sorted(name for name in first.files if name.startswith("activation_"))
-        specs = tuple(tf.TensorSpec((None, *first[name].shape[1:]), tf.float32) for name in names)
-    count = 0
-    for chunk in chunks:
-        with np.load(chunk) as data:
-            count += len(data["labels"])
-
-    def read():
-        for chunk in chunks:
-            with np.load(chunk) as data:
-                yield tuple(data[name] for name in names), data["labels"]
-
-    dataset = tf.data.Dataset.from_generator(
-        read, output_signature=(specs, tf.TensorSpec((None,), tf.float32))
-    ).unbatch()
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
-    if shuffle_buffer:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

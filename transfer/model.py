@@ -123,11 +123,6 @@ def build_classifier(base, head, augmentation=None):
     return keras.Model(inputs, outputs, name="classifier")
 
 
-def first_trainable_layer(base, fine_tune_at):
-    """finetune.fine_tune_at (a layer index, or a fraction of the layers) as an index into base.layers."""
-    return base.backbone.layer_index(fine_tune_at)
-
-
 def unfreeze_top(base, fine_tune_at):
     """Make base layers from fine_tune_at up trainable, BatchNorm excluded; returns the layer index.
 
@@ -136,7 +131,7 @@ def unfreeze_top(base, fine_tune_at):
     enough: Keras 3.15 overrides it when fit() calls the outer model with
     training=True, and the moving statistics then drift.
     """
-    fine_tune_at = first_trainable_layer(base, fine_tune_at)
+    fine_tune_at = base.backbone.layer_index(fine_tune_at)
     base.trainable = True
     for index, layer in enumerate(base.layers):
         frozen = index < fine_tune_at or isinstance(layer, layers.BatchNormalization)

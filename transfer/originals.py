@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer.data import load_image, read_shards, tfds_image_and_label
 from transfer.errors import PipelineError
+from transfer.images import load_image
+from transfer.shards import read_shards
+from transfer.tfds_source import tfds_image_and_label
 
 
 def prepared_ids_and_labels(prepared_dir, split):
@@ -68,7 +70,7 @@ def tfds_encoded(name, data_dir, ids):
 def original_batches(data, prepared_dir, split, batch_size):
     """Yield (encoded, images, labels) batches of a split's original files: the bytes as they
     are, and the images a client gets from them with `predict`'s preprocessing (Pillow,
-    EXIF orientation, bilinear resize to data.image_size: transfer.data.load_image)."""
+    EXIF orientation, bilinear resize to data.image_size: transfer.images.load_image)."""
     files = original_files(data, prepared_dir, split)
     while batch := list(islice(files, batch_size)):
         encoded = [file for file, _, _ in batch]

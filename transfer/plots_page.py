@@ -6,7 +6,7 @@ libraries from vl-convert-python's bundle (a pinned, maintained package: no
 minified JavaScript in git). `.dvc/config` points DVC at it
 (`plots.html_template = ../plots/offline_page.html`, relative to `.dvc/`). It is
 an output of the evaluate stage (cached by DVC like the plots it draws, so
-`dvc pull` brings it too); `python -m transfer plots-template` writes it any time.
+`dvc pull` brings it too); `transfer plots-template` writes it any time.
 """
 
 from pathlib import Path
@@ -23,7 +23,7 @@ PAGE = """<!DOCTYPE html>
     {refresh_tag}
     <title>DVC Plot</title>
     <!-- Vega {vega}, Vega-Lite {vega_lite} and vega-embed {vega_embed}, inlined by
-         `python -m transfer plots-template` from vl-convert-python {vl_convert}: no network needed. -->
+         `transfer plots-template` from vl-convert-python {vl_convert}: no network needed. -->
     <script>
 BUNDLE
     </script>

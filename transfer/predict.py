@@ -1,4 +1,4 @@
-"""Run a trained model on image files: `python -m transfer predict`.
+"""Run a trained model on image files: `transfer predict`.
 
 Works on raw photos of any size and common format: images are decoded and
 resized by the same function as the prepare stage, in parallel threads, one
@@ -10,91 +10,19 @@ transfer.litert) or an exported TFLite model (`.tflite`). Class names come from
 decides the label: see transfer.task.
 """
 
-import json
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from transfer.data import try_load_image
 from transfer.errors import PipelineError
-from transfer.evaluation import keras_logits, with_mirror
-from transfer.litert import ConversionError, TFLiteModel, keras_file_as_tflite
+from transfer.images import try_load_image
+from transfer.inference import with_mirror
 from transfer.task import THRESHOLD
 
-CLASSES_FILE = "classes.json"
-# The name of the metadata entry that holds the class names inside an exported .tflite file.
-TFLITE_CLASSES_METADATA = "class_names"
 # What a folder search picks up; files named on the command line are always tried.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def read_class_names(model_path):
-    """Class names for a model: classes.json beside it, else (.tflite) the file's own metadata."""
-    path = Path(model_path).parent / CLASSES_FILE
-    if path.is_file():
-        return json.loads(path.read_text())["class_names"]
-    if Path(model_path).suffix == ".tflite":
-        embedded = tflite_class_names(model_path)
-        if embedded is not None:
-            return embedded
-    raise PipelineError(f"class names not found: {path} (it is written beside the model by the pipeline)")
-
-
-def tflite_class_names(path):
-    """The class names stored in a .tflite file's metadata by the export stage, or None."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.Model.GetRootAsModel(Path(path).read_bytes(), 0)
-    for index in range(model.MetadataLength()):
-        metadata = model.Metadata(index)
-        if metadata.Name() == TFLITE_CLASSES_METADATA.encode():
-            data = model.Buffers(metadata.Buffer()).DataAsNumpy()
-            return json.loads(data.tobytes())["class_names"]
-    return None
-
-
-class KerasModel:
-    def __init__(self, path):
-        from transfer.model import load_model
-
-        self.model = load_model(path)
-        self.image_size = self.model.input_shape[1]
-        self.logit_width = self.model.output_shape[-1]
-        self.logits = keras_logits(self.model)
-
-
-RUNTIMES = ("auto", "keras", "litert")
-
-
-def open_model(path, runtime="auto"):
-    """A KerasModel or TFLiteModel for a .keras or .tflite file.
-
-    runtime: a .tflite file runs in LiteRT (auto, litert). A .keras file runs in
-    Keras (keras), or in LiteRT from its cached float32 conversion (litert); auto
-    is LiteRT, and Keras with one notice on stderr if the conversion fails.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"model not found: {path}")
-    if path.suffix not in (".keras", ".tflite"):
-        raise PipelineError(f"unsupported model file: {path} (expected .keras or .tflite)")
-    if path.suffix == ".tflite":
-        if runtime == "keras":
-            raise PipelineError(f"--runtime keras needs a .keras model; {path} is a TFLite file")
-        return TFLiteModel(path)
-    if runtime == "keras":
-        return KerasModel(path)
-
-    try:
-        return TFLiteModel(keras_file_as_tflite(path))
-    except ConversionError as error:
-        if runtime == "litert":
-            raise PipelineError(f"cannot run {path} with LiteRT: {error}") from None
-        print(f"notice: running {path} with Keras: LiteRT cannot ({error})", file=sys.stderr)
-        return KerasModel(path)
 
 
 def find_images(paths):

@@ -8,7 +8,7 @@ training's loss and accuracy, evaluation, predict, the SavedModel's serving
 function — asks a Task, so the rule is written here once.
 
 Logits are arrays of shape (N, logit_width). NumPy only at module level:
-`python -m transfer predict` on a .tflite file never loads TensorFlow.
+`transfer predict` on a .tflite file never loads TensorFlow.
 """
 
 import functools

@@ -6,14 +6,11 @@ warm-up, label smoothing, and early stopping on validation loss that keeps the
 best epoch's weights.
 """
 
-import tempfile
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from transfer.errors import interrupted
-from transfer.progress import Progress
 
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -177,68 +174,3 @@ def phase_report(rows, early_stopping, model_facts, runtime=None):
 def evaluate(model, data):
     """{'loss': ..., 'accuracy': ...} of a compiled model."""
     return {name: float(value) for name, value in model.evaluate(data, verbose=0, return_dict=True).items()}
-
-
-def fine_tune(
-    model,
-    base,
-    task,
-    prepared_dir,
-    phase_params,
-    *,
-    seed,
-    first_epoch,
-    cache_bottom,
-    inference_batch_size,
-    class_weight=None,
-):
-    """Train the classifier's weights on the prepared images; returns history rows.
-
-    What is compiled and fit is the classifier, or with cache_bottom the top
-    model that shares its weights; the caller saves a model built from them.
-
-    phase_params: the finetune section of params.yaml. With cache_bottom, the
-    frozen layers below fine_tune_at run once per image (their outputs are
-    cached in a temporary folder) and each epoch trains only the top, which
-    shares the classifier's weights: the same model, to within float noise, in
-    less time. Only valid when the training images do not change between
-    epochs (no augmentation).
-    """
-    from transfer.data import image_count, image_dataset
-    from transfer.features import activation_dataset, cache_activations
-    from transfer.model import first_trainable_layer, split_frozen_bottom
-
-    batch_size, shuffle_buffer = phase_params["batch_size"], phase_params["shuffle_buffer"]
-    fine_tune_at = first_trainable_layer(base, phase_params["fine_tune_at"])
-
-    def train(trained_model, train, validation):
-        compile_for_phase(trained_model, task, phase_params, steps_per_epoch(train))
-        return fit(
-            trained_model,
-            train,
-            validation,
-            first_epoch,
-            phase_params["epochs"],
-            phase="finetune",
-            early_stopping=phase_params["early_stopping"],
-            class_weight=class_weight,
-        )
-
-    if not cache_bottom or fine_tune_at == 0:
-        return train(
-            model,
-            image_dataset(prepared_dir, "train", batch_size, shuffle_buffer, seed),
-            image_dataset(prepared_dir, "validation", batch_size),
-        )
-    bottom, top = split_frozen_bottom(model, base, fine_tune_at)
-    with tempfile.TemporaryDirectory(prefix="transfer-activations-") as cache:
-        splits = ("train", "validation")
-        total = image_count(prepared_dir, splits)
-        with Progress("finetune: caching the frozen bottom", total) as progress:
-            for split in splits:
-                cache_activations(bottom, prepared_dir, split, cache, inference_batch_size, progress)
-        return train(
-            top,
-            activation_dataset(cache, "train", batch_size, shuffle_buffer, seed),
-            activation_dataset(cache, "validation", batch_size),
-        )
