@@ -70,14 +70,17 @@ def decode_for_serving(image_bytes, size):
     (transfer.images.load_image): JPEGs decoded with libjpeg's accurate integer
     DCT (Pillow's), EXIF orientation applied, an antialiased bilinear resize
     (Pillow's bilinear widens its filter when shrinking, as antialias=True
-    does) rounded to whole values. On real photos the two differ by 0.1 of a
-    level on average, at most 1; the export stage measures what is left."""
+    does) rounded to whole values. On real photos the two differ by about 0.1
+    of a level on average, at most 1; the export stage measures what is left."""
     is_jpeg = tf.strings.substr(image_bytes, 0, 2) == b"\xff\xd8"
     image = tf.cond(
         is_jpeg,
         lambda: tf.io.decode_jpeg(image_bytes, channels=3, dct_method="INTEGER_ACCURATE"),
         lambda: tf.io.decode_image(image_bytes, channels=3, expand_animations=False),
     )
-    image = upright(image, exif_orientation(image_bytes))
     image = tf.image.resize(tf.cast(image, tf.float32), [size, size], antialias=True)
+    # Turned after the resize, which commutes with it (a separable, symmetric filter to a
+    # square): on the decoded uint8 pixels, Grappler would move the cast after the turn,
+    # and oneDNN logs a line for uint8 transposes on CPUs without AVX-512.
+    image = upright(image, exif_orientation(image_bytes))
     return tf.round(tf.clip_by_value(image, 0, 255))
