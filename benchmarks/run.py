@@ -20,7 +20,7 @@ interleaved, several times, and medians are reported. Figures:
               commands (start-up included) on the 1,000 validation photos for a
               .keras file with each --runtime (LiteRT cached, and its first run with
               the conversion) and for both exported .tflite files
-  scale       every stage at the seed's defaults on 1x, 4x and 10x the photos
+  scale       every stage at params.yaml's defaults on 1x, 4x and 10x the photos
               (the extra ones mirrored, cropped and rotated): time per photo
               and peak RSS against the 1x run
   pipeline    whole `dvc repro` at 160 px, 10 + 10 epochs, empty cache, vs the
@@ -39,7 +39,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,27 +87,14 @@ def peak_rss_mb(command, cwd):
 
 
 def make_repo(directory, params):
-    """A git + DVC copy of the project's tracked files, with params changed."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    for name in files:
-        if (ROOT / name).is_file() and not name.startswith(("tests/", "benchmarks/")):
-            (directory / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(ROOT / name, directory / name)
-    current = yaml.safe_load((directory / "params.yaml").read_text())
-    for dotted, value in params.items():
-        section, key = dotted.split(".")
-        current[section][key] = value
-    (directory / "params.yaml").write_text(yaml.safe_dump(current, sort_keys=False))
-    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
-    subprocess.run(["git", "init", "-q"], cwd=directory, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=directory, check=True)
-    subprocess.run([*git, "commit", "-qm", "benchmark"], cwd=directory, check=True)
-    return directory
+    """A git + DVC copy of the project (tests/conftest.py's, as the end-to-end tests make
+    it), with params ("section.key": value) changed and committed."""
+    from tests.conftest import commit, copy_project, set_params
+
+    repo = copy_project(directory)
+    set_params(repo, **{dotted.replace(".", "__"): value for dotted, value in params.items()})
+    commit(repo, "benchmark")
+    return repo
 
 
 def bench_extract(prepared, weights, size, batch_size, repeats):
@@ -465,11 +451,38 @@ def main():
             results["pipeline"] = bench_pipeline(work, photos, weights, "tutorial-full" not in skip)
             print("pipeline", json.dumps(results["pipeline"]), flush=True)
 
-    # Sections that were skipped keep their figures from an earlier run.
+    # Sections that were skipped keep their figures from an earlier run; "measured" says, for
+    # each section, the commit, date and CPU of the run that measured it.
     previous = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
-    results = {**previous, **results}
+    stamp = measurement_stamp()
+    measured = {**previous.get("measured", {}), **dict.fromkeys(results, stamp)}
+    results = {**previous, **results, "measured": measured}
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
+
+
+def measurement_stamp():
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    )
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "unknown",
+        )
+        if Path("/proc/cpuinfo").is_file()
+        else "unknown"
+    )
+    return {
+        "commit": commit.stdout.strip() + ("+uncommitted changes" if dirty.stdout.strip() else ""),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+    }
 
 
 def print_table(results):

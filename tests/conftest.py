@@ -1,5 +1,9 @@
+import io
 import os
+import re
 import shutil
+import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,13 @@ SHARED_PHOTOS = SHARED / "data" / "cats_and_dogs_filtered"
 
 # The default backbone's (MobileNetV2's) pooled feature width.
 FEATURE_SIZE = BACKBONES[DEFAULT].feature_width
+
+# Features of the frozen base, LiteRT against TensorFlow: the same float32 network,
+# summed in another order (XNNPACK's kernels). Measured here: about 1e-5.
+FEATURE_TOLERANCE = 1e-3
+# Probabilities from LiteRT's conversion of a .keras file against Keras's: the same
+# float32 network, summed in another order.
+LITERT_TOLERANCE = 1e-3
 
 # The tutorial's task: two classes, one logit.
 BINARY = Task(["cat", "dog"])
@@ -118,3 +129,93 @@ def copy_shared_subset(destination, per_class):
             name = f"{prefix}.{index}.jpg"
             shutil.copy(SHARED_PHOTOS / "train" / class_name / name, destination / class_name / name)
     return destination
+
+
+# End-to-end runs: the project copied into a new git repository, run by the real DVC.
+STAGES = ["prepare", "extract", "train_head", "finetune", "evaluate", "export"]
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+
+
+def run(command, cwd, check=True, env=None):
+    """Run a command; env: variables to set on top of this process's environment."""
+    environment = None if env is None else {**os.environ, **env}
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=900, env=environment)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def stages_run(output):
+    """The stages a repro ran, in order, bar the runtime stage, which runs on every repro
+    (always_changed; test_a_machine_that_resolves_differently_reruns_what_it_computes)."""
+    return [stage for stage in re.findall(r"Running stage '(\w+)'", output) if stage != "runtime"]
+
+
+def set_params(repo, **changes):
+    path = repo / "params.yaml"
+    write_params(path, yaml.safe_load(path.read_text()), **changes)
+
+
+def copy_project(repo):
+    """The project's tracked and new files, without tests, in a new git repository."""
+    files = run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], PROJECT_ROOT
+    ).stdout.split()
+    for name in files:
+        if name.startswith(("tests/", "benchmarks/")) or not (PROJECT_ROOT / name).is_file():
+            continue
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT_ROOT / name, repo / name)
+    run(["git", "init", "-q"], repo)
+    return repo
+
+
+def commit(repo, message):
+    run(["git", "add", "-A"], repo)
+    run([*GIT, "commit", "-qm", message], repo)
+
+
+def new_project(root, photos, first_run=None, **params):
+    """The project in root/repo, a new git repository on the folder source `photos` (outside
+    it, as ../shared is for a user), with params changed and committed. first_run: True runs
+    `dvc repro`, a list of stages runs those; the run is committed too.
+    Returns (repo, the run's result or None)."""
+    repo = copy_project(root / "repo")
+    set_params(repo, data__source="folder", data__path=str(photos), **params)
+    commit(repo, "project")
+    if not first_run:
+        return repo, None
+    result = run(["dvc", "repro", *([] if first_run is True else first_run)], repo)
+    commit(repo, "first run")
+    return repo, result
+
+
+def reset(repo):
+    """Put the repository back to its last commit: params, lock, metrics and DVC outputs."""
+    run(["git", "checkout", "--", "."], repo)
+    run(["dvc", "checkout", "--force"], repo)
+
+
+def plot_values(plots, name):
+    """The data points of one DVC plot, from `dvc plots show/diff --json`."""
+    return [point for entry in plots["data"][name] for point in entry["content"]["data"]["values"]]
+
+
+def jpeg_with_orientation(pixels, orientation, byte_order="II"):
+    """A JPEG of pixels with an EXIF APP1 segment holding one tag, Orientation, written by
+    hand (Intel "II" or Motorola "MM" byte order) after the JFIF header, as cameras do."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=95)
+    jpeg = buffer.getvalue()
+    order = "<" if byte_order == "II" else ">"
+    tiff = (
+        byte_order.encode()
+        + struct.pack(f"{order}HI", 42, 8)  # TIFF magic, IFD0 right after the header
+        + struct.pack(f"{order}H", 1)  # one entry
+        + struct.pack(f"{order}HHIHH", 0x0112, 3, 1, orientation, 0)  # Orientation, SHORT, 1 value
+        + struct.pack(f"{order}I", 0)  # no next IFD
+    )
+    app1 = b"Exif\x00\x00" + tiff
+    segment = b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
+    app0_end = 4 + struct.unpack(">H", jpeg[4:6])[0]
+    return jpeg[:app0_end] + segment + jpeg[app0_end:]

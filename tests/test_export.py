@@ -2,7 +2,6 @@
 
 import io
 import json
-import struct
 
 import keras
 import numpy as np
@@ -10,32 +9,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
+from tests.conftest import jpeg_with_orientation
 from transfer.export import export_saved_model, load_serving
 from transfer.images import load_image
 from transfer.serving import decode_for_serving, exif_orientation
 from transfer.task import Task
 
 ORIENTATIONS = range(1, 9)
-
-
-def jpeg_with_orientation(pixels, orientation, byte_order="II"):
-    """A JPEG of pixels with an EXIF APP1 segment holding one tag, Orientation, written by
-    hand (Intel "II" or Motorola "MM" byte order) after the JFIF header, as cameras do."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=95)
-    jpeg = buffer.getvalue()
-    order = "<" if byte_order == "II" else ">"
-    tiff = (
-        byte_order.encode()
-        + struct.pack(f"{order}HI", 42, 8)  # TIFF magic, IFD0 right after the header
-        + struct.pack(f"{order}H", 1)  # one entry
-        + struct.pack(f"{order}HHIHH", 0x0112, 3, 1, orientation, 0)  # Orientation, SHORT, 1 value
-        + struct.pack(f"{order}I", 0)  # no next IFD
-    )
-    app1 = b"Exif\x00\x00" + tiff
-    segment = b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
-    app0_end = 4 + struct.unpack(">H", jpeg[4:6])[0]
-    return jpeg[:app0_end] + segment + jpeg[app0_end:]
 
 
 def quadrants(height=24, width=40):

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT, copy_shared_subset, write_params
-from tests.test_pipeline import copy_project, run
+from tests.conftest import GIT, PROJECT_ROOT, copy_shared_subset, new_project, run, write_params
 
 pytestmark = pytest.mark.e2e
 
@@ -26,19 +25,15 @@ pytestmark = pytest.mark.e2e
 def repo(tmp_path_factory, shared_photos, shared_weights):
     tmp = tmp_path_factory.mktemp("faults")
     photos = copy_shared_subset(tmp / "photos", per_class=100)
-    repo = copy_project(tmp / "repo")
-    write_params(
-        repo / "params.yaml",
-        data__source="folder",
-        data__path=str(photos),
+    repo, _ = new_project(
+        tmp,
+        photos,
+        first_run=["runtime", "prepare"],
         data__image_size=128,
         model__weights=str(shared_weights),
         finetune__epochs=2,
         finetune__cache_bottom=False,  # epochs through the whole model: slow enough to interrupt
     )
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], repo)
-    run(["dvc", "repro", "runtime", "prepare"], repo)
     return repo
 
 
@@ -131,7 +126,7 @@ def test_stages_write_only_their_declared_outputs(repo, user_cache):
         extract__runtime="litert",
         evaluate__runtime="litert",
     )
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "litert"], repo)
+    run([*GIT, "commit", "-qam", "litert"], repo)
     conversions_before = set(user_cache.glob("*.tflite"))
     run(["dvc", "repro"], repo)
     assert len(set(user_cache.glob("*.tflite")) - conversions_before) == 2  # the base, the model

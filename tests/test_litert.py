@@ -6,17 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import copy_shared_subset
+from tests.conftest import FEATURE_TOLERANCE, copy_shared_subset
 from transfer.errors import PipelineError
 from transfer.images import load_image
 from transfer.inference import TFLiteModel, outputs_of
 from transfer.io import file_sha256
 from transfer.litert import ConversionError, cached_conversion, keras_file_as_tflite
 from transfer.model import build_base, build_feature_extractor
-
-# Features of the frozen base, LiteRT against TensorFlow: the same float32 network,
-# summed in another order (XNNPACK's kernels). Measured here: about 1e-5.
-FEATURE_TOLERANCE = 1e-3
 
 
 @pytest.fixture

@@ -7,10 +7,7 @@ A few hundred of the shared cats and dogs photos, the shared ImageNet weights,
 import csv
 import json
 import math
-import os
 import re
-import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -18,9 +15,20 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import PROJECT_ROOT, copy_shared_subset, write_params
-from tests.test_litert import FEATURE_TOLERANCE
-from tests.test_predict import LITERT_TOLERANCE
+from tests.conftest import (
+    FEATURE_TOLERANCE,
+    LITERT_TOLERANCE,
+    PROJECT_ROOT,
+    STAGES,
+    copy_shared_subset,
+    jpeg_with_orientation,
+    new_project,
+    plot_values,
+    reset,
+    run,
+    set_params,
+    stages_run,
+)
 from transfer.images import load_image
 from transfer.io import file_sha256
 from transfer.model import load_model
@@ -28,7 +36,6 @@ from transfer.shards import SPLITS
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["prepare", "extract", "train_head", "finetune", "evaluate", "export"]
 LONG_STEPS = [
     "prepare: decoding photos",
     "extract: features",
@@ -40,51 +47,15 @@ LONG_STEPS = [
 ]
 
 
-def run(command, cwd, check=True, env=None):
-    """Run a command; env: variables to set on top of this process's environment."""
-    environment = None if env is None else {**os.environ, **env}
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=900, env=environment)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
-
-
-def stages_run(output):
-    """The stages a repro ran, in order, bar the runtime stage, which runs on every repro
-    (always_changed; test_a_machine_that_resolves_differently_reruns_what_it_computes)."""
-    return [stage for stage in re.findall(r"Running stage '(\w+)'", output) if stage != "runtime"]
-
-
-def set_params(repo, **changes):
-    path = repo / "params.yaml"
-    write_params(path, yaml.safe_load(path.read_text()), **changes)
-
-
-def copy_project(repo):
-    """The project's tracked and new files, without tests, in a new git repository."""
-    files = run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], PROJECT_ROOT
-    ).stdout.split()
-    for name in files:
-        if name.startswith(("tests/", "benchmarks/")) or not (PROJECT_ROOT / name).is_file():
-            continue
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PROJECT_ROOT / name, repo / name)
-    run(["git", "init", "-q"], repo)
-    return repo
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, shared_photos, shared_weights):
     tmp = tmp_path_factory.mktemp("e2e")
     photos = copy_shared_subset(tmp / "photos", per_class=150)
     (photos / "dogs" / "notes.jpg").write_text("a text file named .jpg")
-
-    repo = copy_project(tmp / "repo")
-    set_params(
-        repo,
-        data__source="folder",
-        data__path=str(photos),  # outside the repository, as ../shared is for a user
+    return new_project(
+        tmp,
+        photos,
+        first_run=True,
         data__image_size=128,
         # A big test split: the export checks allow 1.5 points, under one image of 60.
         data__split=[0.5, 0.15, 0.35],
@@ -95,18 +66,6 @@ def repo(tmp_path_factory, shared_photos, shared_weights):
         export__calibration_images=200,
         export__latency_images=5,
     )
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], repo)
-    first = run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first run"], repo)
-    return repo, first
-
-
-def reset(repo):
-    """Put the repository back to its last commit: params, lock, metrics and DVC outputs."""
-    run(["git", "checkout", "--", "."], repo)
-    run(["dvc", "checkout", "--force"], repo)
 
 
 @pytest.fixture(autouse=True)
@@ -218,11 +177,6 @@ def test_predictions_table_and_misclassified_grid_agree_with_the_metrics(repo):
         assert grid.format == "PNG"
 
 
-def plot_values(plots, name):
-    """The data points of one DVC plot, from `dvc plots show/diff --json`."""
-    return [point for entry in plots["data"][name] for point in entry["content"]["data"]["values"]]
-
-
 def test_plots_hold_every_figure_and_both_phases(repo):
     repo, _ = repo
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)
@@ -317,8 +271,6 @@ def keras_probabilities(repo, images):
 
 
 def test_saved_model_serves_photo_files_as_predict_sees_them(repo, tmp_path):
-    from tests.test_export import jpeg_with_orientation
-
     repo, _ = repo
     photos = [sorted((repo.parent / "photos" / name).glob("*.jpg"))[:4] for name in ("cats", "dogs")]
     files = [*photos[0], *(path for path in photos[1] if path.name != "notes.jpg")]

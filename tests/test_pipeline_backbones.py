@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT, copy_shared_subset
-from tests.test_pipeline import STAGES, copy_project, run, set_params, stages_run
+from tests.conftest import PROJECT_ROOT, STAGES, copy_shared_subset, new_project, run, stages_run
 from transfer.backbones import BACKBONES, DEFAULT
 
 pytestmark = pytest.mark.e2e
@@ -34,11 +33,9 @@ IN_EVERY_RUN = {"mobilenet_v3_large"}
 def repo(tmp_path_factory, shared_photos):
     tmp = tmp_path_factory.mktemp("e2e_backbones")
     photos = copy_shared_subset(tmp / "photos", per_class=12)
-    repo = copy_project(tmp / "repo")
-    set_params(
-        repo,
-        data__source="folder",
-        data__path=str(photos),
+    repo, _ = new_project(
+        tmp,
+        photos,
         data__split=[0.5, 0.25, 0.25],
         train_head__epochs=1,
         finetune__epochs=1,
@@ -46,8 +43,6 @@ def repo(tmp_path_factory, shared_photos):
         export__calibration_images=4,
         export__latency_images=1,
     )
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], repo)
     return repo, photos
 
 

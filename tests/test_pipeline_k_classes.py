@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT, SHARED, require_shared
-from tests.test_pipeline import STAGES, copy_project, plot_values, run, set_params, stages_run
+from tests.conftest import (
+    PROJECT_ROOT,
+    SHARED,
+    STAGES,
+    new_project,
+    plot_values,
+    require_shared,
+    run,
+    stages_run,
+)
 from transfer.artifacts import tflite_class_names
 from transfer.model import load_model
 
@@ -33,11 +41,10 @@ def repo(tmp_path_factory, shared_weights):
         (photos / name).mkdir(parents=True)
         for path in sorted((SHARED_FLOWERS / name).glob("*.jpg"))[:PER_CLASS]:
             shutil.copy(path, photos / name / path.name)
-    repo = copy_project(tmp / "repo")
-    set_params(
-        repo,
-        data__source="folder",
-        data__path=str(photos),
+    repo, first = new_project(
+        tmp,
+        photos,
+        first_run=True,
         data__image_size=128,
         data__split=[0.5, 0.2, 0.3],
         model__weights=str(shared_weights),
@@ -52,9 +59,6 @@ def repo(tmp_path_factory, shared_weights):
         export__calibration_images=50,
         export__latency_images=3,
     )
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], repo)
-    first = run(["dvc", "repro"], repo)
     return repo, photos, first
 
 

@@ -15,12 +15,19 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT, copy_shared_subset
-from tests.test_pipeline import copy_project, plot_values, reset, run, set_params, stages_run
+from tests.conftest import (
+    GIT,
+    PROJECT_ROOT,
+    copy_shared_subset,
+    new_project,
+    plot_values,
+    reset,
+    run,
+    stages_run,
+)
 
 pytestmark = pytest.mark.e2e
 
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 SWEEP = ("80", "120")  # finetune.fine_tune_at
 
 
@@ -28,11 +35,10 @@ SWEEP = ("80", "120")  # finetune.fine_tune_at
 def repo(tmp_path_factory, shared_photos, shared_weights):
     tmp = tmp_path_factory.mktemp("e2e_team")
     photos = copy_shared_subset(tmp / "photos", per_class=50)
-    repo = copy_project(tmp / "repo")
-    set_params(
-        repo,
-        data__source="folder",
-        data__path=str(photos),
+    repo, _ = new_project(
+        tmp,
+        photos,
+        first_run=True,
         data__image_size=96,
         data__split=[0.6, 0.2, 0.2],
         model__weights=str(shared_weights),
@@ -43,11 +49,6 @@ def repo(tmp_path_factory, shared_photos, shared_weights):
         export__latency_images=1,
         runtime__threads=1,  # two experiments at a time on two cores: one thread each
     )
-    run(["git", "add", "-A"], repo)
-    run([*GIT, "commit", "-qm", "project"], repo)
-    run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run([*GIT, "commit", "-qm", "first run"], repo)
     return repo
 
 

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import PROJECT_ROOT, make_image
+from tests.conftest import LITERT_TOLERANCE, PROJECT_ROOT, make_image
 from transfer.__main__ import main
 from transfer.images import load_image
 from transfer.io import file_sha256
@@ -78,11 +78,6 @@ def test_predict_prints_a_json_line_per_image_and_reports_bad_files(model_dir, m
         )
     assert "truncated" in by_name["c_truncated.jpg"]["error"].lower()
     assert "cannot identify image file" in by_name["d_text.jpg"]["error"]
-
-
-# Probabilities from LiteRT's conversion of a .keras file against Keras's: the same
-# float32 network, summed in another order.
-LITERT_TOLERANCE = 1e-3
 
 
 @pytest.mark.parametrize(
