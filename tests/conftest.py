@@ -1,3 +1,4 @@
+import ast
 import io
 import os
 import re
@@ -30,6 +31,9 @@ FEATURE_TOLERANCE = 1e-3
 # Probabilities from LiteRT's conversion of a .keras file against Keras's: the same
 # float32 network, summed in another order.
 LITERT_TOLERANCE = 1e-3
+
+# A long step's one line when stderr is not a terminal (transfer.progress).
+SUMMARY = re.compile(r"^(?P<step>.+): (?P<count>\d+) (?P<unit>\w+) in \d+\.\d s \([\d.e+-]+ (?P=unit)/s\)$")
 
 # The tutorial's task: two classes, one logit.
 BINARY = Task(["cat", "dog"])
@@ -219,3 +223,20 @@ def jpeg_with_orientation(pixels, orientation, byte_order="II"):
     segment = b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
     app0_end = 4 + struct.unpack(">H", jpeg[4:6])[0]
     return jpeg[:app0_end] + segment + jpeg[app0_end:]
+
+
+PACKAGE = "transfer"
+
+
+def imported_modules(path):
+    """transfer modules imported anywhere in a file, function-level imports included."""
+    found = set()
+    for node in ast.walk(ast.parse(Path(path).read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {name for name in names if name.split(".")[0] == PACKAGE}
+    return found

@@ -1,27 +1,8 @@
 """dvc.yaml lists exactly the code each stage reads, so a code change can never leave a stage stale."""
 
-import ast
-from pathlib import Path
-
 import yaml
 
-from tests.conftest import PROJECT_ROOT
-
-PACKAGE = "transfer"
-
-
-def imported_modules(path):
-    """transfer modules imported anywhere in a file, function-level imports included."""
-    found = set()
-    for node in ast.walk(ast.parse(Path(path).read_text())):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        found |= {name for name in names if name.split(".")[0] == PACKAGE}
-    return found
+from tests.conftest import PACKAGE, PROJECT_ROOT, imported_modules
 
 
 def module_file(name):

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,3 +266,19 @@ def test_runtime_keras_needs_a_keras_file(tmp_path, mixed_folder, capsys):
     assert err.strip().splitlines()[-1] == (
         f"error: --runtime keras needs a .keras model; {tmp_path / 'model.tflite'} is a TFLite file"
     )
+
+
+def test_the_installed_transfer_command_runs_predict(model_dir, mixed_folder):
+    # requirements.txt installs the package: `transfer` is a console script beside python.
+    command = Path(sys.executable).parent / "transfer"
+    files = [mixed_folder / "a_good.jpg", mixed_folder / "e_alpha.png"]
+    result = subprocess.run(
+        [str(command), "predict", "--runtime", "keras", str(model_dir / "model.keras"), *map(str, files)],
+        cwd=mixed_folder,  # anywhere: the command finds its package without the checkout
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    _, expected = predict("--runtime", "keras", model_dir / "model.keras", *files)
+    assert [json.loads(line) for line in result.stdout.splitlines()] == expected

@@ -8,7 +8,6 @@ import fcntl
 import io
 import os
 import pty
-import re
 import struct
 import subprocess
 import sys
@@ -16,11 +15,10 @@ import termios
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, make_image_folder, write_params
+from tests.conftest import PROJECT_ROOT, SUMMARY, make_image_folder, write_params
 from transfer.folder_source import prepare_folder
 from transfer.progress import Progress
 
-SUMMARY = re.compile(r"^(?P<step>.+): (?P<count>\d+) (?P<unit>\w+) in \d+\.\d s \([\d.e+-]+ (?P=unit)/s\)$")
 SIZE = 32
 
 

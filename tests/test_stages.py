@@ -5,8 +5,7 @@ import sys
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, default_params, make_image, write_params
-from tests.test_progress import SUMMARY
+from tests.conftest import PROJECT_ROOT, SUMMARY, default_params, make_image, write_params
 from transfer.folder_source import split_key, split_of
 
 
