@@ -1,0 +1,36 @@
+"""Extract images/s of each registered backbone at 224 px (random weights)."""
+
+import json
+import shutil
+import tempfile
+
+from common import median_rate, timed
+
+
+def bench_backbones(work, photos, repeats, per_class=128, size=224, batch_size=64):
+    """The extract stage's code with every backbone, on the same 224 px images."""
+    from transfer.backbones import BACKBONES
+    from transfer.features import extract_all
+    from transfer.folder_source import prepare_folder
+    from transfer.model import build_base, build_feature_extractor
+
+    subset = work / "backbone_photos"
+    for class_dir in sorted(path for path in (photos / "train").iterdir() if path.is_dir()):
+        (subset / class_dir.name).mkdir(parents=True)
+        for path in sorted(class_dir.iterdir())[:per_class]:
+            shutil.copy(path, subset / class_dir.name / path.name)
+    prepared = work / "backbone_prepared"
+    prepare_folder(subset, prepared, size, [0.8, 0.1, 0.1], seed=42)
+    results = {}
+    for name in BACKBONES:
+        extractor = build_feature_extractor(build_base(size, "none", name))
+
+        def extract(extractor=extractor):
+            with tempfile.TemporaryDirectory() as out:
+                return sum(extract_all(extractor, prepared, out, batch_size).values())
+
+        count = extract()  # warm-up: tracing and oneDNN kernel selection
+        seconds = [timed(extract) for _ in range(repeats)]
+        results[name] = {"images": count, "image_size": size, "images_per_s": median_rate(count, seconds)}
+        print("backbone", name, json.dumps(results[name]), flush=True)
+    return results

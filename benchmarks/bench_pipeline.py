@@ -1,0 +1,38 @@
+"""The whole `dvc repro` against the tutorial's way as one uncached script."""
+
+import json
+import sys
+
+from common import ROOT, make_repo, run_process
+
+
+def bench_pipeline(work, photos, weights, run_tutorial):
+    params = {
+        "data.source": "folder",
+        "data.path": str(photos),
+        "model.weights": str(weights),
+        "data.image_size": 160,
+        "train_head.epochs": 10,
+        "finetune.epochs": 10,
+    }
+    repo = make_repo(work / "pipeline", params)
+    seconds, output = run_process(["dvc", "repro"], repo)
+    stage_lines = [line for line in output.splitlines() if line.startswith("Running stage")]
+    result = {"pipeline_s": seconds, "stages": len(stage_lines)}
+    result["eval"] = json.loads((repo / "metrics" / "eval.json").read_text())
+    result["eval"] = {model: result["eval"][model]["accuracy"] for model in ("head", "finetuned")}
+    if run_tutorial:
+        command = [sys.executable, str(ROOT / "benchmarks" / "tutorial.py"), "--photos", str(photos)]
+        command += [
+            "--weights",
+            str(weights),
+            "--image-size",
+            "160",
+            "--head-epochs",
+            "10",
+            "--finetune-epochs",
+            "10",
+        ]
+        result["tutorial_s"], _ = run_process(command, repo)
+        result["ratio"] = result["pipeline_s"] / result["tutorial_s"]
+    return result
