@@ -173,8 +173,8 @@ PHASE_DEFAULTS = {
     "class_weight": "none",
 }
 
-# The shipped params.yaml, the seed's contract (TensorFlow's tutorial), which
-# tests/test_params.py keeps equal to it: the report lists what a run changed from these.
+# The shipped params.yaml, TensorFlow's tutorial's settings, which
+# tests/test_report.py keeps equal to it: the report lists what a run changed from these.
 DEFAULTS = {
     "data": {
         "source": "tfds",
