@@ -68,79 +68,99 @@ def _boolean(value):
 
 
 def _one_of(choices):
-    return (lambda value: value in choices, f"one of {', '.join(choices)}")
+    return lambda value: value in choices, f"one of {', '.join(choices)}"
 
 
-# Keys that the two training phases share: how each phase optimizes.
-PHASE_KEYS = {
-    "optimizer": _one_of(OPTIMIZERS),
-    "schedule": _one_of(SCHEDULES),
-    "warmup_epochs": (_non_negative_int, "an integer >= 0, below epochs"),
-    "label_smoothing": (_fraction_below_one, "a number in [0, 1)"),
-    "early_stopping": (_non_negative_int, "a patience in epochs, >= 0 (0: off)"),
-    "class_weight": _one_of(CLASS_WEIGHTS),
-}
+def _key(rule, default):
+    check, allowed = rule
+    return check, allowed, default
 
 
-# section -> key -> (check, description of what is allowed)
+def _section(**keys):
+    return {name: _key(*entry) for name, entry in keys.items()}
+
+
+INT = (_positive_int, "a positive integer")
+BOOLEAN = (_boolean, "true or false")
+FRACTION = (_fraction_below_one, "a number in [0, 1)")
+
+# Keys that the two training phases share, declared once: how each phase optimizes.
+PHASE_KEYS = _section(
+    optimizer=(_one_of(OPTIMIZERS), "rmsprop"),
+    schedule=(_one_of(SCHEDULES), "constant"),
+    warmup_epochs=((_non_negative_int, "an integer >= 0, below epochs"), 0),
+    label_smoothing=(FRACTION, 0.0),
+    early_stopping=((_non_negative_int, "a patience in epochs, >= 0 (0: off)"), 0),
+    class_weight=(_one_of(CLASS_WEIGHTS), "none"),
+)
+
+# section -> key -> (check, description of what is allowed, the shipped default). The
+# defaults are TensorFlow's tutorial's; tests/test_report.py keeps params.yaml equal to them,
+# and the report lists what a run changed from them.
 SCHEMA = {
-    "data": {
-        "source": _one_of(SOURCES),
-        "path": (_non_empty_string, "a folder path"),
-        "tfds_name": (_non_empty_string, "a TensorFlow Datasets name, e.g. cats_vs_dogs or tf_flowers"),
-        "tfds_dir": (_non_empty_string, "default (tfds's own data dir) or a TFDS data dir path"),
-        "image_size": (_positive_int, "a positive integer, at least the backbone's minimum"),
-        "split": (_split, "three positive fractions (train, validation, test) summing to 1"),
-        "seed": (_non_negative_int, "an integer >= 0"),
-    },
-    "model": {
+    "data": _section(
+        source=(_one_of(SOURCES), "tfds"),
+        path=((_non_empty_string, "a folder path"), "data/raw"),
+        tfds_name=(
+            (_non_empty_string, "a TensorFlow Datasets name, e.g. cats_vs_dogs or tf_flowers"),
+            "cats_vs_dogs",
+        ),
+        tfds_dir=((_non_empty_string, "default (tfds's own data dir) or a TFDS data dir path"), "default"),
+        image_size=((_positive_int, "a positive integer, at least the backbone's minimum"), 100),
+        split=((_split, "three positive fractions (train, validation, test) summing to 1"), [0.8, 0.1, 0.1]),
+        seed=((_non_negative_int, "an integer >= 0"), 42),
+    ),
+    "model": _section(
         # Checked against the registry by transfer.backbones.check_params, in the stages that build one.
-        "backbone": (_non_empty_string, "a backbone name, e.g. mobilenet_v2"),
-        "weights": (_non_empty_string, "imagenet, none, or a path to an .h5 weights file"),
-    },
-    "extract": {
-        "batch_size": (_positive_int, "a positive integer"),
-        "runtime": _one_of(INFERENCE_RUNTIMES),
-    },
+        backbone=((_non_empty_string, "a backbone name, e.g. mobilenet_v2"), "mobilenet_v2"),
+        weights=((_non_empty_string, "imagenet, none, or a path to an .h5 weights file"), "imagenet"),
+    ),
+    "extract": _section(batch_size=(INT, 64), runtime=(_one_of(INFERENCE_RUNTIMES), "tensorflow")),
     "train_head": {
-        "epochs": (_positive_int, "a positive integer"),
-        "learning_rate": (_positive_number, "a positive number"),
-        "batch_size": (_positive_int, "a positive integer"),
-        "shuffle_buffer": (_positive_int, "a positive integer"),
-        "dropout": (_fraction_below_one, "a number in [0, 1)"),
+        **_section(
+            epochs=(INT, 2),
+            learning_rate=((_positive_number, "a positive number"), 0.0001),
+            batch_size=(INT, 32),
+            shuffle_buffer=(INT, 1000),
+            dropout=(FRACTION, 0.0),
+        ),
         **PHASE_KEYS,
     },
     "finetune": {
-        "epochs": (_positive_int, "a positive integer"),
-        "fine_tune_at": (
-            _layer_index_or_fraction,
-            "an integer layer index of the base, or a fraction of its layers with a decimal point",
+        **_section(
+            epochs=(INT, 2),
+            fine_tune_at=(
+                (
+                    _layer_index_or_fraction,
+                    "an integer layer index of the base, or a fraction of its layers with a decimal point",
+                ),
+                100,
+            ),
+            learning_rate=((_positive_number, "a positive number"), 1e-05),
+            batch_size=(INT, 32),
+            shuffle_buffer=(INT, 1000),
+            augment=(BOOLEAN, False),
+            augment_flip=(BOOLEAN, True),
+            augment_rotation=((_fraction_below_one, "a fraction of a turn in [0, 1)"), 0.2),
+            augment_zoom=(FRACTION, 0.0),
+            augment_contrast=(FRACTION, 0.0),
+            cache_bottom=(BOOLEAN, True),
         ),
-        "learning_rate": (_positive_number, "a positive number"),
-        "batch_size": (_positive_int, "a positive integer"),
-        "shuffle_buffer": (_positive_int, "a positive integer"),
-        "augment": (_boolean, "true or false"),
-        "augment_flip": (_boolean, "true or false"),
-        "augment_rotation": (_fraction_below_one, "a fraction of a turn in [0, 1)"),
-        "augment_zoom": (_fraction_below_one, "a number in [0, 1)"),
-        "augment_contrast": (_fraction_below_one, "a number in [0, 1)"),
-        "cache_bottom": (_boolean, "true or false"),
         **PHASE_KEYS,
     },
-    "evaluate": {
-        "batch_size": (_positive_int, "a positive integer"),
-        "tta": (_boolean, "true or false"),
-        "runtime": _one_of(INFERENCE_RUNTIMES),
-    },
-    "export": {
-        "calibration_images": (_positive_int, "a positive integer"),
-        "latency_images": (_positive_int, "a positive integer"),
-    },
-    "runtime": {
-        "strategy": _one_of(STRATEGIES),
-        "mixed_precision": _one_of(PRECISIONS),
-        "threads": (_non_negative_int, "an integer >= 0 (0: TensorFlow's default)"),
-    },
+    "evaluate": _section(
+        batch_size=(INT, 64), tta=(BOOLEAN, False), runtime=(_one_of(INFERENCE_RUNTIMES), "tensorflow")
+    ),
+    "export": _section(calibration_images=(INT, 200), latency_images=(INT, 50)),
+    "runtime": _section(
+        strategy=(_one_of(STRATEGIES), "auto"),
+        mixed_precision=(_one_of(PRECISIONS), "auto"),
+        threads=((_non_negative_int, "an integer >= 0 (0: TensorFlow's default)"), 0),
+    ),
+}
+
+DEFAULTS = {
+    section: {name: default for name, (_, _, default) in keys.items()} for section, keys in SCHEMA.items()
 }
 
 
@@ -161,75 +181,6 @@ _Loader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
-
-
-# What the two training phases share (PHASE_KEYS), at the tutorial's values.
-PHASE_DEFAULTS = {
-    "optimizer": "rmsprop",
-    "schedule": "constant",
-    "warmup_epochs": 0,
-    "label_smoothing": 0.0,
-    "early_stopping": 0,
-    "class_weight": "none",
-}
-
-# The shipped params.yaml, TensorFlow's tutorial's settings, which
-# tests/test_report.py keeps equal to it: the report lists what a run changed from these.
-DEFAULTS = {
-    "data": {
-        "source": "tfds",
-        "path": "data/raw",
-        "tfds_name": "cats_vs_dogs",
-        "tfds_dir": "default",
-        "image_size": 100,
-        "split": [0.8, 0.1, 0.1],
-        "seed": 42,
-    },
-    "model": {
-        "backbone": "mobilenet_v2",
-        "weights": "imagenet",
-    },
-    "extract": {
-        "batch_size": 64,
-        "runtime": "tensorflow",
-    },
-    "train_head": {
-        "epochs": 2,
-        "learning_rate": 0.0001,
-        "batch_size": 32,
-        "shuffle_buffer": 1000,
-        "dropout": 0.0,
-        **PHASE_DEFAULTS,
-    },
-    "finetune": {
-        "epochs": 2,
-        "fine_tune_at": 100,
-        "learning_rate": 1e-05,
-        "batch_size": 32,
-        "shuffle_buffer": 1000,
-        "augment": False,
-        "augment_flip": True,
-        "augment_rotation": 0.2,
-        "augment_zoom": 0.0,
-        "augment_contrast": 0.0,
-        "cache_bottom": True,
-        **PHASE_DEFAULTS,
-    },
-    "evaluate": {
-        "batch_size": 64,
-        "tta": False,
-        "runtime": "tensorflow",
-    },
-    "export": {
-        "calibration_images": 200,
-        "latency_images": 50,
-    },
-    "runtime": {
-        "strategy": "auto",
-        "mixed_precision": "auto",
-        "threads": 0,
-    },
-}
 
 
 def _did_you_mean(name, candidates):
@@ -253,7 +204,7 @@ def validate(params):
         for key in values:
             if key not in keys:
                 raise PipelineError(f"params.yaml: unknown key '{section}.{key}'{_did_you_mean(key, keys)}")
-        for key, (check, allowed) in keys.items():
+        for key, (check, allowed, _) in keys.items():
             if key not in values:
                 raise PipelineError(f"params.yaml: missing key '{section}.{key}'")
             if not check(values[key]):
