@@ -170,17 +170,19 @@ def export_model(config, data):
         }
         correct, count = dict.fromkeys(probabilities_of, 0), 0
         total = image_count(PREPARED, ["test"])
-        timed = None  # the first latency_images files, each format's input
+        # The first latency_images test photos, as each format takes them (across batches).
+        timed_files, timed_images = [], []
         with Progress("export: measuring every format", total) as progress:
             for encoded, images, labels in original_batches(data, PREPARED, "test", TEST_BATCH):
                 images = images.astype(np.float32)
                 for name, probabilities in probabilities_of.items():
                     correct[name] += int(np.sum(task.predicted(probabilities(encoded, images)) == labels))
                 count += len(labels)
-                timed = timed or (encoded[: config["latency_images"]], images[: config["latency_images"]])
+                wanted = config["latency_images"] - len(timed_files)
+                timed_files += encoded[:wanted]
+                timed_images += list(images[:wanted])
                 progress.update(len(labels))
 
-        timed_files, timed_images = timed
         latency = {
             "keras": mean_latency_ms(lambda image: model.predict_on_batch(image[np.newaxis]), timed_images),
             "saved_model": mean_latency_ms(lambda data: serving_probabilities(serve, [data]), timed_files),

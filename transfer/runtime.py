@@ -93,7 +93,8 @@ def resolve(runtime_params):
     """What this machine makes of the runtime section, as plain values: the strategy and
     precision `auto` becomes, how many devices and processes train, and the versions and
     settings that change the numbers. Builds nothing: safe before a strategy exists.
-    Thread counts are left out: measured not to change any output (docs/scale.md)."""
+    The thread count is left out: runtime.threads is a param of every stage that computes,
+    so DVC hashes it already (it does change fine-tuning's figures: docs/scale.md)."""
     import keras
     import tensorflow as tf
 
