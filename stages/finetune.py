@@ -26,6 +26,7 @@ def main():
     check_params(params)
     config, seed = params["finetune"], params["data"]["seed"]
     runtime = start(params["runtime"], recorded=RESOLVED_FILE)
+    runtime.agree("finetune", params, inputs=[PREPARED, HEAD_MODEL, "plots/head_history.csv"])
     seed_everything(seed)
     meta = read_meta(PREPARED)
     task = Task(meta["class_names"])
@@ -53,20 +54,18 @@ def main():
             inference_batch_size=params["extract"]["batch_size"],
             class_weight=class_weights(meta["splits"]["train"]["class_counts"], config["class_weight"]),
         )
-        if not runtime.is_chief:
-            return  # the chief writes the outputs
-
-    # Augmentation is for training only: the saved model is the same base and
-    # head without it, so what evaluate, predict and export run holds no random
-    # ops (TFLite cannot convert them).
-    with atomic_path(MODEL) as path, runtime.scope():
-        build_classifier(base, head).save(path)
-    # Beside the model, for `transfer predict`.
-    write_class_names(Path(MODEL).parent, meta["class_names"])
-    write_csv("plots/finetune_history.csv", history, HISTORY_COLUMNS)
-    write_json(
-        "metrics/finetune.json", phase_report(history, config["early_stopping"], facts, runtime.resolved)
-    )
+    if runtime.is_chief:  # the chief alone writes the outputs
+        # Augmentation is for training only: the saved model is the same base and
+        # head without it, so what evaluate, predict and export run holds no random
+        # ops (TFLite cannot convert them).
+        with atomic_path(MODEL) as path, runtime.scope():
+            build_classifier(base, head).save(path)
+        # Beside the model, for `transfer predict`.
+        write_class_names(Path(MODEL).parent, meta["class_names"])
+        write_csv("plots/finetune_history.csv", history, HISTORY_COLUMNS)
+        report = phase_report(history, config["early_stopping"], facts, runtime.resolved)
+        write_json("metrics/finetune.json", report)
+    runtime.done()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ def main():
     params = load_params()
     config, seed = params["train_head"], params["data"]["seed"]
     runtime = start(params["runtime"], recorded=RESOLVED_FILE)
+    runtime.agree("train_head", params, inputs=[FEATURES])
     seed_everything(seed)
     task = Task(feature_class_names(FEATURES))
     train_features, train_labels = load_features(FEATURES, "train")
@@ -50,15 +51,14 @@ def main():
             early_stopping=config["early_stopping"],
             class_weight=class_weights(class_counts, config["class_weight"]),
         )
-    if not runtime.is_chief:
-        return  # the chief writes the outputs
-
-    with atomic_path(HEAD_MODEL) as path:
-        head.save(path)
-    write_csv("plots/head_history.csv", history, HISTORY_COLUMNS)
-    report = phase_report(history, config["early_stopping"], model_facts(head), runtime.resolved)
-    report["initial"] = {"val_loss": initial["loss"], "val_accuracy": initial["accuracy"]}
-    write_json("metrics/train_head.json", report)
+    if runtime.is_chief:  # the chief alone writes the outputs
+        with atomic_path(HEAD_MODEL) as path:
+            head.save(path)
+        write_csv("plots/head_history.csv", history, HISTORY_COLUMNS)
+        report = phase_report(history, config["early_stopping"], model_facts(head), runtime.resolved)
+        report["initial"] = {"val_loss": initial["loss"], "val_accuracy": initial["accuracy"]}
+        write_json("metrics/train_head.json", report)
+    runtime.done()
 
 
 if __name__ == "__main__":

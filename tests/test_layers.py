@@ -5,6 +5,7 @@ from tests.conftest import PROJECT_ROOT, imported_modules
 
 LAYERS = [
     {"errors", "io", "progress", "quiet"},
+    {"multi_worker"},
     {"__init__", "params", "artifacts", "task", "backbones", "runtime", "figures", "plots_page"},
     {"images", "shards", "metrics"},
     {"folder_source", "tfds_source", "model"},

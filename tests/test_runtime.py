@@ -174,17 +174,18 @@ def free_ports(count):
     return ports
 
 
-# Keras 3.15's fit under MultiWorkerMirroredStrategy: one worker script per process.
+# Keras 3.15's own fit under MultiWorkerMirroredStrategy, without transfer.multi_worker's
+# wrappers: one worker script per process.
 MULTI_WORKER_FIT = """
 import sys
 import transfer
 import numpy as np
+import tensorflow as tf
 from tests.conftest import BINARY
 from transfer.model import build_head
-from transfer.runtime import make_strategy
 from transfer.training import compile_model, feature_dataset, seed_everything
 
-strategy = make_strategy("multi_worker")
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
 seed_everything(0)
 rng = np.random.default_rng(0)
 labels = (np.arange(32) % 2).astype(np.float32)
@@ -200,8 +201,8 @@ print("trained", head.get_weights()[0].sum())
 @pytest.mark.xfail(
     strict=True,
     reason="Keras 3.15 fit cannot run under MultiWorkerMirroredStrategy: its symbolic build reduces "
-    "an (x, y) batch and its metric logs reduce scalars over axis 0; runtime.strategy multi_worker is "
-    "refused until this passes",
+    "an (x, y) batch and its metric logs reduce scalars over axis 0; transfer/multi_worker.py wraps "
+    "both until this passes",
 )
 def test_keras_fit_runs_on_two_loopback_workers():
     workers = [f"{LOOPBACK}:{port}" for port in free_ports(2)]
@@ -223,11 +224,10 @@ def test_keras_fit_runs_on_two_loopback_workers():
     assert all(process.returncode == 0 for process in processes), results[0][1][-2000:]
 
 
-def test_multi_worker_is_refused_before_any_work():
+def test_multi_worker_passes_the_params_check():
     params = default_params()
     params["runtime"]["strategy"] = "multi_worker"
-    with pytest.raises(PipelineError, match="runtime.strategy = multi_worker is not available"):
-        validate(params)
+    assert validate(params)["runtime"]["strategy"] == "multi_worker"
 
 
 def test_bfloat16_trains_evaluates_and_exports_close_to_float32(workspace, one_device, tmp_path):

@@ -1,7 +1,10 @@
-"""Command line: `transfer predict MODEL PATH [PATH ...]`, `transfer plots-template` (or python -m)."""
+"""Command line: `transfer predict MODEL PATH [PATH ...]`, `transfer worker STAGE [STAGE ...]`,
+`transfer plots-template` (or python -m)."""
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,6 +60,37 @@ def plots_template_command():
     return 0
 
 
+# The stages that train under runtime.strategy multi_worker; the others run on the chief alone.
+TRAINING_STAGES = ("train_head", "finetune")
+
+
+def worker_command(args):
+    """Run training stages as a non-chief worker of TF_CONFIG's cluster: each trains with
+    the chief and writes nothing; the chief runs the same stages with `dvc repro`."""
+    from transfer.params import load_params
+    from transfer.runtime import cluster_workers, is_chief_task
+
+    if not Path("stages").is_dir() or not Path("params.yaml").is_file():
+        raise PipelineError("no stages folder or params.yaml here: run this at the top of the project")
+    try:
+        tf_config = json.loads(os.environ.get("TF_CONFIG") or "null")
+    except json.JSONDecodeError as error:
+        raise PipelineError(f"TF_CONFIG is not valid JSON: {error}") from None
+    if not isinstance(tf_config, dict) or cluster_workers(tf_config) < 2:
+        raise PipelineError("TF_CONFIG names no cluster of two or more workers (docs/scale.md)")
+    if is_chief_task(tf_config):
+        raise PipelineError("TF_CONFIG's task is the chief: run `dvc repro` (or `dvc exp run`) there")
+    strategy = load_params()["runtime"]["strategy"]
+    if strategy != "multi_worker":
+        raise PipelineError(f"params.yaml: runtime.strategy is {strategy!r}: set it to multi_worker")
+    for stage in args.stages:
+        print(f"worker: running {stage}", file=sys.stderr, flush=True)
+        code = subprocess.run([sys.executable, "-m", f"stages.{stage}"]).returncode
+        if code:
+            return code
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="transfer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +133,16 @@ def main(argv=None):
         action="store_true",
         help="test-time augmentation: average each image's probability with its mirror's",
     )
+    worker = commands.add_parser(
+        "worker",
+        help="run training stages as a worker of TF_CONFIG's cluster (runtime.strategy multi_worker)",
+        description="Train with the chief of TF_CONFIG's cluster, which runs the same stages with "
+        "`dvc repro`; a worker writes nothing. Exit status: 0 once the chief has written the outputs, "
+        "1 if a stage failed (e.g. a worker died), 2 bad arguments or TF_CONFIG.",
+    )
+    worker.add_argument(
+        "stages", nargs="+", metavar="STAGE", choices=TRAINING_STAGES, help=", ".join(TRAINING_STAGES)
+    )
     commands.add_parser(
         "plots-template",
         help="write .dvc/offline_plots.html: `dvc plots show`/`diff` pages that draw without network",
@@ -109,6 +153,8 @@ def main(argv=None):
     try:
         if args.command == "plots-template":
             return plots_template_command()
+        if args.command == "worker":
+            return worker_command(args)
         return predict_command(args)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)

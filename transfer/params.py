@@ -211,13 +211,6 @@ def validate(params):
                 raise PipelineError(
                     f"params.yaml: {section}.{key} = {values[key]!r} is invalid: must be {allowed}"
                 )
-    if params["runtime"]["strategy"] == "multi_worker":
-        # Tried for real on two loopback workers: tests/test_runtime.py keeps that attempt as a
-        # strict xfail, so the day Keras fixes it this refusal has to go.
-        raise PipelineError(
-            "params.yaml: runtime.strategy = multi_worker is not available: Keras 3.15's fit fails under "
-            "MultiWorkerMirroredStrategy (see the README's 'More than one device'); use mirrored"
-        )
     for section in ("train_head", "finetune"):
         values = params[section]
         if values["warmup_epochs"] >= values["epochs"]:

@@ -17,9 +17,11 @@ can only be set up before TensorFlow initialises its runtime.
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import transfer.multi_worker as multi_worker
 from transfer.errors import PipelineError
 
 # Written by the runtime stage (stages/runtime.py); read by every stage that computes.
@@ -37,9 +39,26 @@ class Runtime:
     is_chief: bool  # only the chief writes outputs
     resolved: dict  # resolve()'s values, recorded in the training stages' metrics
 
+    @contextmanager
     def scope(self):
-        """Build and compile models inside this (a no-op for the default strategy)."""
-        return self.strategy.scope()
+        """Build, compile and train models inside this (a no-op for the default strategy);
+        under multi_worker, a worker that dies or leaves ends it in one PipelineError."""
+        with multi_worker.cluster_failures(self.strategy), self.strategy.scope():
+            yield
+
+    def agree(self, what, params=None, inputs=()):
+        """Under multi_worker, refuse to go on unless every worker has the same params,
+        input files (paths, sizes, contents) and runtime; elsewhere nothing."""
+        if not multi_worker.in_multi_worker_mode(self.strategy):
+            return
+        with multi_worker.cluster_failures(self.strategy):
+            summary = multi_worker.files_summary(inputs)
+            multi_worker.check_agreement(self.strategy, what, self.resolved, params, summary)
+
+    def done(self):
+        """Under multi_worker, wait until every worker gets here: the chief once it has
+        written the outputs, so a worker that exits 0 means the stage's outputs exist."""
+        self.agree("the end of the stage")
 
     @property
     def replicas(self):
@@ -154,7 +173,9 @@ def make_strategy(name, training=True):
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices=mirrored_devices())
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    if cluster_workers() > 1:
+        multi_worker.patch_keras()
+    return multi_worker.make_strategy()
 
 
 def is_chief(strategy):
@@ -191,9 +212,11 @@ def start(runtime_params, training=True, recorded=None):
     # starts, which resolve()'s device listing would do.
     strategy = make_strategy(runtime_params["strategy"], training)
     resolved = resolve(runtime_params)
-    if recorded is not None:
+    chief = is_chief(strategy)
+    # A worker writes nothing and is checked against the chief instead (Runtime.agree).
+    if recorded is not None and chief:
         check_recorded(resolved, recorded)
     precision = resolved["precision"]
     if precision != "off":  # float32 is Keras's default: leave it untouched
         keras.mixed_precision.set_global_policy(KERAS_POLICIES[precision])
-    return Runtime(strategy, precision, is_chief(strategy), resolved)
+    return Runtime(strategy, precision, chief, resolved)
