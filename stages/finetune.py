@@ -29,6 +29,8 @@ def main():
     runtime.agree("finetune", params, inputs=[PREPARED, HEAD_MODEL, "plots/head_history.csv"])
     seed_everything(seed)
     meta = read_meta(PREPARED)
+    counts = {split: meta["splits"][split]["count"] for split in ("train", "validation")}
+    runtime.check_batches("finetune", config["batch_size"], counts)
     task = Task(meta["class_names"])
     model_params = params["model"]
     with runtime.scope():

@@ -30,10 +30,13 @@ def main():
     seed_everything(seed)
     task = Task(feature_class_names(FEATURES))
     train_features, train_labels = load_features(FEATURES, "train")
+    validation_data = load_features(FEATURES, "validation")
+    counts = {"train": len(train_labels), "validation": len(validation_data[1])}
+    runtime.check_batches("train_head", config["batch_size"], counts)
     train = feature_dataset(
         train_features, train_labels, config["batch_size"], config["shuffle_buffer"], seed
     )
-    validation = feature_dataset(*load_features(FEATURES, "validation"), config["batch_size"])
+    validation = feature_dataset(*validation_data, config["batch_size"])
     class_counts = np.bincount(train_labels.astype(np.int64), minlength=task.num_classes).tolist()
 
     with runtime.scope():

@@ -133,6 +133,20 @@ def test_workers_that_disagree_both_stop_in_one_line():
     assert all(process.returncode == 0 and "agreed" in out for process, out, _ in results)
 
 
+def test_a_last_batch_that_would_leave_a_replica_empty_is_refused():
+    from transfer.errors import PipelineError
+    from transfer.multi_worker import check_last_batches
+
+    check_last_batches("finetune", 8, {"train": 34, "validation": 4}, replicas=2)  # 2 and 4: one each
+    check_last_batches("finetune", 8, {"train": 32}, replicas=2)  # no partial batch
+    with pytest.raises(
+        PipelineError, match="finetune.batch_size = 8 leaves the train split's last batch 1 of 33"
+    ):
+        check_last_batches("finetune", 8, {"train": 33, "validation": 4}, replicas=2)
+    with pytest.raises(PipelineError, match="validation split's last batch 2 of 10 photos, fewer than the 3"):
+        check_last_batches("train_head", 8, {"train": 32, "validation": 10}, replicas=3)
+
+
 def test_a_missing_worker_fails_the_chief_in_one_line_after_the_join_timeout():
     started = time.monotonic()
     ports = free_ports(2)
@@ -274,3 +288,26 @@ def test_a_worker_that_dies_ends_the_chiefs_run_in_one_line(cluster, tmp_path):
     set_params(worker, train_head__epochs=4)
     train_on_two_workers(chief, worker, "train_head", tmp_path)
     assert (chief / "models" / "head.keras").is_file()
+
+
+def test_transfer_worker_refuses_what_would_not_train_in_one_line(tmp_path):
+    from tests.conftest import write_params
+
+    def worker(tf_config, cwd=tmp_path):
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config) if tf_config is not None else ""}
+        result = subprocess.run(
+            ["transfer", "worker", "train_head"], cwd=cwd, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 2 and result.stdout == ""
+        return result.stderr.strip()
+
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    second = {"cluster": cluster, "task": {"type": "worker", "index": 1}}
+    assert worker(second) == "error: no stages folder or params.yaml here: run this at the top of the project"
+    (tmp_path / "stages").mkdir()
+    write_params(tmp_path / "params.yaml")
+    assert worker(None) == "error: TF_CONFIG names no cluster of two or more workers (docs/scale.md)"
+    assert worker({**second, "task": {"type": "worker", "index": 0}}) == (
+        "error: TF_CONFIG's task is the chief: run `dvc repro` (or `dvc exp run`) there"
+    )
+    assert worker(second) == "error: params.yaml: runtime.strategy is 'auto': set it to multi_worker"

@@ -47,6 +47,8 @@ def cache_activations(bottom, prepared_dir, split, out_dir, batch_size, progress
     out_dir.mkdir(parents=True, exist_ok=True)
     batches = fixed_batches(prepared_dir, split, batch_size, progress)
     for index, (images, labels, _, count) in enumerate(batches):
+        # Under multi_worker each worker runs the whole batch, and Keras gathers every
+        # worker's outputs after worker 0's: the first `count` rows are the batch's.
         outputs = bottom.predict_on_batch(images)
         if not isinstance(outputs, (list, tuple)):  # a cut crossed by a single tensor
             outputs = [outputs]

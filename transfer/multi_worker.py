@@ -149,6 +149,19 @@ def cluster_failures(strategy):
         ) from None
 
 
+def check_last_batches(section, batch_size, counts, replicas):
+    """Refuse a split whose last batch has fewer photos than there are replicas: a replica
+    would get an empty batch, which oneDNN's convolutions on CPU cannot run."""
+    for split, count in counts.items():
+        last = count % batch_size
+        if 0 < last < replicas:
+            raise PipelineError(
+                f"params.yaml: {section}.batch_size = {batch_size} leaves the {split} split's last batch "
+                f"{last} of {count} photos, fewer than the {replicas} replicas of multi_worker: pick a "
+                f"batch size that divides {count} or leaves at least {replicas}"
+            )
+
+
 # Input files up to this size are compared by content; larger ones (image shards) by size,
 # which `dvc pull` makes equal, so that the check stays cheap for a million photos.
 CONTENT_CHECKED_BYTES = 2**24

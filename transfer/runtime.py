@@ -55,6 +55,12 @@ class Runtime:
             summary = multi_worker.files_summary(inputs)
             multi_worker.check_agreement(self.strategy, what, self.resolved, params, summary)
 
+    def check_batches(self, section, batch_size, counts):
+        """Under multi_worker, refuse splits ({split: photos}) that would leave a replica an
+        empty last batch (multi_worker.check_last_batches)."""
+        if multi_worker.in_multi_worker_mode(self.strategy):
+            multi_worker.check_last_batches(section, batch_size, counts, self.replicas)
+
     def done(self):
         """Under multi_worker, wait until every worker gets here: the chief once it has
         written the outputs, so a worker that exits 0 means the stage's outputs exist."""
