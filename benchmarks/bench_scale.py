@@ -47,7 +47,7 @@ SCALE_FACTORS = (1, 4, 10)
 
 
 def bench_scale(work, photos, weights, factors=SCALE_FACTORS):
-    """Every stage at the seed's defaults (100 px, 2 + 2 epochs) on 1x, 4x and 10x the photos:
+    """Every stage at the benchmark's settings (100 px, 2 + 2 epochs) on 1x, 4x and 10x the photos:
     seconds and peak RSS per stage, and against the 1x run, time per photo and RSS growth."""
     results = {}
     for factor in factors:

@@ -79,7 +79,7 @@ def make_image_folder(root, per_class=20, classes=("cats", "dogs")):
 
 @pytest.fixture(scope="session", autouse=True)
 def user_cache(tmp_path_factory):
-    """The LiteRT conversion cache ($XDG_CACHE_HOME/transfer/litert) in this session's own
+    """The LiteRT conversion cache ($XDG_CACHE_HOME/transfer/litert) in this test run's own
     folder, for this process and every command it starts: no test reads a conversion
     another run left, and none writes to the home folder."""
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
