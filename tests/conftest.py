@@ -1,10 +1,13 @@
 import ast
 import io
+import json
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +243,42 @@ def imported_modules(path):
             continue
         found |= {name for name in names if name.split(".")[0] == PACKAGE}
     return found
+
+
+# Loopback clusters: worker processes that talk over 127.0.0.1 only, one TF_CONFIG each.
+LOOPBACK = "127.0.0.1"
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind((LOOPBACK, 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def cluster_env(ports, index):
+    """This process's environment with TF_CONFIG for worker `index` of a cluster on ports."""
+    workers = [f"{LOOPBACK}:{port}" for port in ports]
+    tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+    # Unbuffered, so that a log shows how far training got.
+    return {**os.environ, "TF_CONFIG": json.dumps(tf_config), "PYTHONUNBUFFERED": "1"}
+
+
+def run_workers(script, args_per_worker, timeout=300, env=None):
+    """Run script as each worker of a loopback cluster; returns (process, stdout, stderr) of each."""
+    ports = free_ports(len(args_per_worker))
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args],
+            cwd=PROJECT_ROOT,
+            env={**cluster_env(ports, index), **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index, args in enumerate(args_per_worker)
+    ]
+    return [(process, *process.communicate(timeout=timeout)) for process in processes]

@@ -15,8 +15,18 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import GIT, PROJECT_ROOT, commit, copy_shared_subset, new_project, run, set_params
-from tests.test_runtime import LOOPBACK, free_ports
+from tests.conftest import (
+    GIT,
+    PROJECT_ROOT,
+    cluster_env,
+    commit,
+    copy_shared_subset,
+    free_ports,
+    new_project,
+    run,
+    run_workers,
+    set_params,
+)
 
 # Small enough for two processes on two cores: 23 photos per class at 96 px, batch 8 (4 per
 # worker), dropout 0 (see test_two_workers_train_what_one_process_trains). The 34 training
@@ -34,13 +44,6 @@ PARAMS = dict(
 HEAD_OUTPUTS = ["models/head.keras", "metrics/train_head.json", "plots/head_history.csv"]
 FINETUNE_OUTPUTS = ["models/model.keras", "metrics/finetune.json", "plots/finetune_history.csv"]
 OUTPUTS = HEAD_OUTPUTS + FINETUNE_OUTPUTS
-
-
-def cluster_env(ports, index):
-    workers = [f"{LOOPBACK}:{port}" for port in ports]
-    tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-    # Unbuffered, so that a log shows how far training got.
-    return {**os.environ, "TF_CONFIG": json.dumps(tf_config), "PYTHONUNBUFFERED": "1"}
 
 
 # Keras's fit, evaluate and predict with the wrappers, on shuffled data with validation; in
@@ -90,23 +93,6 @@ def main():
 
 run_stage(main)
 """
-
-
-def run_workers(script, args_per_worker, timeout=300, env=None):
-    """Run script as each worker of a loopback cluster; returns the finished processes' outputs."""
-    ports = free_ports(len(args_per_worker))
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", script, *args],
-            cwd=PROJECT_ROOT,
-            env={**cluster_env(ports, index), **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index, args in enumerate(args_per_worker)
-    ]
-    return [(process, *process.communicate(timeout=timeout)) for process in processes]
 
 
 def test_wrapped_keras_fit_on_two_workers_equals_one_process(tmp_path):

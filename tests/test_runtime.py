@@ -7,9 +7,7 @@ and MultiWorkerMirroredStrategy can only be set up before TensorFlow starts.
 """
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -17,12 +15,10 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT, default_params, make_image_folder, write_params
+from tests.conftest import PROJECT_ROOT, default_params, make_image_folder, run_workers, write_params
 from transfer.errors import PipelineError
 from transfer.params import validate
 from transfer.runtime import Runtime, is_chief_task, make_strategy, resolve_precision, start
-
-LOOPBACK = "127.0.0.1"  # the only address these tests ever talk to
 
 
 def run(command, cwd, env=None):
@@ -164,16 +160,6 @@ def one_device(workspace, tmp_path_factory):
     return work
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind((LOOPBACK, 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 # Keras 3.15's own fit under MultiWorkerMirroredStrategy, without transfer.multi_worker's
 # wrappers: one worker script per process.
 MULTI_WORKER_FIT = """
@@ -205,23 +191,8 @@ print("trained", head.get_weights()[0].sum())
     "both until this passes",
 )
 def test_keras_fit_runs_on_two_loopback_workers():
-    workers = [f"{LOOPBACK}:{port}" for port in free_ports(2)]
-    processes = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config)}
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-c", MULTI_WORKER_FIT],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    results = [process.communicate(timeout=300) for process in processes]
-    assert all(process.returncode == 0 for process in processes), results[0][1][-2000:]
+    results = run_workers(MULTI_WORKER_FIT, [[], []])
+    assert all(process.returncode == 0 for process, _, _ in results), results[0][2][-2000:]
 
 
 def test_multi_worker_passes_the_params_check():

@@ -6,7 +6,7 @@ Keras 3.15's `fit` fails under MultiWorkerMirroredStrategy with two or more work
 
 1. `TensorFlowTrainer._maybe_symbolic_build` draws the first batch to build the model
    and reduces it over the workers with `strategy.reduce`; it only needs its shapes, so
-   one local replica's share of the batch serves.
+   the wrapper builds from the dataset's element spec and draws nothing.
 2. `reduce_per_replica` means scalar metric logs over `axis=0`, which a scalar has not;
    over the replicas alone is `axis=None`.
 
