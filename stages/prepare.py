@@ -4,6 +4,7 @@ import sys
 
 from transfer.artifacts import PREPARED
 from transfer.errors import run_stage
+from transfer.exclusions import EXCLUSIONS, Exclusions
 from transfer.figures import plot_samples
 from transfer.folder_source import prepare_folder
 from transfer.io import atomic_path, write_json
@@ -14,16 +15,18 @@ from transfer.tfds_source import prepare_tfds
 
 def main():
     data = load_params()["data"]
+    exclusions = Exclusions.read(EXCLUSIONS)
     with atomic_path(PREPARED) as prepared:
         if data["source"] == "folder":
             counts, skipped = prepare_folder(
-                data["path"], prepared, data["image_size"], data["split"], data["seed"]
+                data["path"], prepared, data["image_size"], data["split"], data["seed"], exclusions=exclusions
             )
         else:
             tfds_dir = None if data["tfds_dir"] == "default" else data["tfds_dir"]
             counts, skipped = prepare_tfds(
-                prepared, data["image_size"], data["split"], data["tfds_name"], tfds_dir
+                prepared, data["image_size"], data["split"], data["tfds_name"], tfds_dir, exclusions
             )
+        exclusions.check_all_applied()
         class_names = read_meta(prepared)["class_names"]
         images, labels, _ = next(read_shards(prepared, "train"))
         with atomic_path("plots/samples.png") as samples:
@@ -31,6 +34,7 @@ def main():
 
     summary = {split: {**counts[split], "total": sum(counts[split].values())} for split in SPLITS}
     summary["skipped"] = len(skipped)
+    summary["excluded"] = {"dropped": exclusions.applied["drop"], "relabelled": exclusions.applied["relabel"]}
     write_json("metrics/prepare.json", summary)
     write_json("metrics/skipped.json", [{"path": path, "reason": reason} for path, reason in skipped])
     for path, reason in skipped:

@@ -5,12 +5,13 @@ from tests.conftest import PROJECT_ROOT, imported_modules
 
 LAYERS = [
     {"errors", "io", "progress", "quiet"},
-    {"multi_worker"},
+    {"multi_worker", "exclusions", "neighbours", "label_issues"},
     {"__init__", "params", "artifacts", "task", "backbones", "runtime", "figures", "plots_page"},
-    {"images", "shards", "metrics"},
+    {"images", "shards", "metrics", "duplicates"},
     {"folder_source", "tfds_source", "model"},
     {"litert", "originals"},
     {"inference", "features", "training"},
+    {"audit"},
     {"finetuning", "evaluation", "serving", "report"},
     {"export", "predict"},
     {"__main__"},

@@ -58,3 +58,27 @@ def test_a_run_with_the_defaults_says_so():
     evaluation.update(test_images=20, classes=2)
     report = run_report(default_params(), evaluation)
     assert "None: this run has the defaults (TensorFlow's tutorial)." in report
+
+
+def test_the_data_health_section_gives_the_audits_counts():
+    evaluation = {"head": metrics(0.8, ["cat", "dog"]), "finetuned": metrics(0.9, ["cat", "dog"])}
+    evaluation.update(test_images=20, classes=2)
+    audit = {
+        "classes": {"cat": 100, "dog": 80},
+        "imbalance_ratio": 1.25,
+        "exact_duplicate_groups": 1,
+        "near_duplicate_groups": 3,
+        "duplicate_photos": 5,
+        "leaks": {"train_validation": 2, "train_test": 1, "validation_test": 0},
+        "label_issues": 7,
+        "label_issues_by_split": {"train": 5, "validation": 1, "test": 1},
+        "out_of_sample_accuracy": 0.91,
+        "outliers": 0,
+    }
+    lines = run_report(default_params(), evaluation, audit).splitlines()
+    assert "## Data health (audit stage)" in lines
+    assert "- Photos per class: cat 100, dog 80 (imbalance ratio 1.25)." in lines
+    assert any("train-validation 2, train-test 1, validation-test 0" in line for line in lines)
+    assert any(line.startswith("- Likely label errors: 7 (test split 1;") for line in lines)
+    assert "data/exclusions.csv" in run_report(default_params(), evaluation, audit)
+    assert "Data health" not in run_report(default_params(), evaluation)

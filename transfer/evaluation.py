@@ -4,7 +4,7 @@ import numpy as np
 
 from transfer.artifacts import FEATURES, HEAD_MODEL, MODEL, PREPARED
 from transfer.features import load_features
-from transfer.figures import plot_learning_curves, plot_misclassified
+from transfer.figures import plot_grid, plot_learning_curves
 from transfer.inference import logits_of_file, with_mirror
 from transfer.io import atomic_path, read_csv, write_csv, write_json
 from transfer.metrics import (
@@ -146,7 +146,8 @@ def evaluate_models(config, threads):
         f"true {row['true_label']}\npredicted {row['predicted_label']} ({row['score']:.2f})" for row in wrong
     ]
     with atomic_path("plots/misclassified.png") as path:
-        plot_misclassified(images_by_id(PREPARED, "test", [row["id"] for row in wrong]), captions, path)
+        images = images_by_id(PREPARED, "test", [row["id"] for row in wrong])
+        plot_grid(images, captions, path, "No misclassified test images")
 
     head_history = read_csv("plots/head_history.csv")
     history = head_history + read_csv("plots/finetune_history.csv")

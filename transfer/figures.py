@@ -24,14 +24,16 @@ def plot_samples(images, labels, class_names, path, count=9):
     plt.close(figure)
 
 
-def plot_misclassified(images, captions, path, columns=4):
-    """A grid of images with two-line captions; a placeholder text if there are none."""
+def plot_grid(images, captions, path, empty_text, columns=4):
+    """A grid of images with two-line captions (None: an empty cell); empty_text if there are none."""
     count = len(images)
     rows = max(1, -(-count // columns))
     figure = plt.figure(figsize=(3 * columns, 3.3 * rows))
     if count == 0:
-        figure.text(0.5, 0.5, "No misclassified test images", ha="center", va="center", fontsize=16)
+        figure.text(0.5, 0.5, empty_text, ha="center", va="center", fontsize=16)
     for index in range(count):
+        if images[index] is None:
+            continue
         axis = figure.add_subplot(rows, columns, index + 1)
         axis.imshow(images[index])
         axis.set_title(captions[index], fontsize=10, color="darkred")

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from transfer.errors import PipelineError
+from transfer.exclusions import Exclusions
 from transfer.images import try_load_image
 from transfer.progress import Progress
 from transfer.shards import PreparedWriter
@@ -65,8 +66,10 @@ def list_folder(root):
 DECODE_WINDOW = 256  # files decoded ahead of the writer
 
 
-def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None):
-    """Split and resize a folder-per-class image tree; returns (counts, skipped)."""
+def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None, exclusions=None):
+    """Split and resize a folder-per-class image tree; returns (counts, skipped).
+
+    exclusions: a transfer.exclusions.Exclusions (photos dropped or moved to another class)."""
     root = Path(root)
     candidates, skipped = list_folder(root)
     class_names = sorted({class_name for _, class_name in candidates})
@@ -90,6 +93,8 @@ def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None):
         return item, image, None if error is None else f"unreadable: {error}"
 
     writer = PreparedWriter(out_dir, image_size, class_names, source=f"folder:{root}")
+    exclusions = exclusions or Exclusions()
+    exclusions.bind(class_names)
     # PIL releases the GIL while decoding, so threads decode in parallel. A window
     # of files at a time: pool.map would queue a task per file up front, and
     # memory would grow with the number of photos.
@@ -104,5 +109,8 @@ def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None):
                 if image is None:
                     skipped.append((path, reason))
                     continue
-                writer.add(split_of(key, fractions), image, class_names.index(class_name), path)
+                label = class_names.index(class_name)
+                label = exclusions.apply(path, label)
+                if label is not None:
+                    writer.add(split_of(key, fractions), image, label, path)
     return writer.close(), sorted(skipped)

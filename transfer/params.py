@@ -50,6 +50,10 @@ def _fraction_below_one(value):
     return _is_number(value) and 0 <= value < 1
 
 
+def _similarity(value):
+    return _is_number(value) and -1 < value <= 1
+
+
 def _split(value):
     return (
         isinstance(value, list)
@@ -116,6 +120,14 @@ SCHEMA = {
         weights=((_non_empty_string, "imagenet, none, or a path to an .h5 weights file"), "imagenet"),
     ),
     "extract": _section(batch_size=(INT, 64), runtime=(_one_of(INFERENCE_RUNTIMES), "tensorflow")),
+    "audit": _section(
+        folds=((lambda value: _positive_int(value) and value >= 2, "an integer >= 2"), 5),
+        regularization=((_positive_number, "a positive number"), 0.01),
+        neighbours=(INT, 10),
+        candidate_similarity=((_similarity, "a cosine similarity in (-1, 1)"), 0.7),
+        duplicate_similarity=((_similarity, "a correlation in (-1, 1]"), 0.9),
+        outlier_iqr=((_positive_number, "a positive number"), 3.0),
+    ),
     "train_head": {
         **_section(
             epochs=(INT, 2),

@@ -2,11 +2,13 @@
 
 The params the run changed from the defaults (transfer.params.DEFAULTS, the
 tutorial's), the head-only and fine-tuned test metrics side by side, the
-fine-tuned model's per-class table, and links to the figures (relative to
-metrics/, so `cml comment create metrics/report.md` uploads them).
+fine-tuned model's per-class table, the data audit's findings, and links to the
+figures (relative to metrics/, so `cml comment create metrics/report.md` uploads them).
 """
 
 from transfer.params import DEFAULTS
+
+AUDIT_SUMMARY = "metrics/audit.json"  # the audit stage's, read by evaluate for the data-health section
 
 # (eval.json key, row name); AUC exists for two classes only.
 METRIC_ROWS = (
@@ -20,6 +22,8 @@ FIGURES = (
     ("learning curves", "plots/learning_curves.png"),
     ("most confidently wrong test images", "plots/misclassified.png"),
     ("training samples", "plots/samples.png"),
+    ("near-duplicate groups", "plots/duplicates.png"),
+    ("likely label errors", "plots/label_issues.png"),
 )
 
 
@@ -43,8 +47,30 @@ def number(value):
     return f"{value:.4f}"
 
 
-def run_report(params, evaluation):
-    """The Markdown text of metrics/report.md from params.yaml and metrics/eval.json."""
+def data_health(audit):
+    """The audit's findings (metrics/audit.json) in a few lines, with where to look next."""
+    leaks = audit["leaks"]
+    classes = ", ".join(f"{name} {count}" for name, count in audit["classes"].items())
+    return [
+        "## Data health (audit stage)",
+        "",
+        f"- Photos per class: {classes} (imbalance ratio {audit['imbalance_ratio']:.2f}).",
+        f"- Duplicates: {audit['exact_duplicate_groups']} exact and {audit['near_duplicate_groups']} "
+        f"near-duplicate groups ({audit['duplicate_photos']} extra copies); across splits: "
+        f"train-validation {leaks['train_validation']}, train-test {leaks['train_test']}, "
+        f"validation-test {leaks['validation_test']} (`metrics/duplicates.csv`).",
+        f"- Likely label errors: {audit['label_issues']} "
+        f"(test split {audit['label_issues_by_split']['test']}; "
+        f"cross-validated accuracy of a linear head {audit['out_of_sample_accuracy']:.4f}; "
+        "`metrics/label_issues.csv`, most likely first).",
+        f"- Outliers: {audit['outliers']} (`metrics/outliers.csv`).",
+        "- To drop or relabel photos, list them in `data/exclusions.csv` and run `dvc repro`.",
+        "",
+    ]
+
+
+def run_report(params, evaluation, audit=None):
+    """The Markdown text of metrics/report.md from params.yaml, metrics/eval.json and metrics/audit.json."""
     head, finetuned = evaluation["head"], evaluation["finetuned"]
     model, data = params["model"], params["data"]
     lines = [
@@ -80,6 +106,7 @@ def run_report(params, evaluation):
         "",
         table(["class", "precision", "recall", "F1", "images"], per_class),
         "",
+        *(data_health(audit) if audit is not None else []),
         "## Figures",
         "",
         *(f"- [{caption}](../{path})" for caption, path in FIGURES),

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from transfer.errors import PipelineError, one_line
+from transfer.exclusions import Exclusions
 from transfer.images import resize_image
 from transfer.progress import Progress
 from transfer.shards import SPLITS, PreparedWriter
@@ -56,7 +57,7 @@ def tfds_image_and_label(name, info):
     )
 
 
-def prepare_tfds(out_dir, image_size, fractions, name="cats_vs_dogs", data_dir=None):
+def prepare_tfds(out_dir, image_size, fractions, name="cats_vs_dogs", data_dir=None, exclusions=None):
     """Download (or reuse) a TensorFlow Datasets image-classification set and write it as shards.
 
     The image and label features are found from the dataset's info before
@@ -81,6 +82,8 @@ def prepare_tfds(out_dir, image_size, fractions, name="cats_vs_dogs", data_dir=N
         raise PipelineError(f"could not load tfds dataset '{name}': {one_line(error)}") from None
     class_names = info.features[label_key].names
     writer = PreparedWriter(out_dir, image_size, class_names, source=f"tfds:{name}")
+    exclusions = exclusions or Exclusions()
+    exclusions.bind(class_names)
     # tfds knows each split's size; an unknown one (-2) leaves the bar without a total.
     sizes = [int(dataset.cardinality()) for dataset in datasets]
     total = sum(sizes) if min(sizes) >= 0 else None
@@ -92,9 +95,10 @@ def prepare_tfds(out_dir, image_size, fractions, name="cats_vs_dogs", data_dir=N
                 if image.shape[-1] == 1:
                     image = np.repeat(image, 3, axis=-1)
                 image = np.ascontiguousarray(image[..., :3])  # RGBA: alpha dropped, as for files
-                writer.add(
-                    split, resize_image(image, image_size), int(example[label_key]), f"{split_name}#{index}"
-                )
+                example_id, label = f"{split_name}#{index}", int(example[label_key])
+                label = exclusions.apply(example_id, label)
+                if label is not None:
+                    writer.add(split, resize_image(image, image_size), label, example_id)
     # tfds itself drops the 1,738 corrupt cats_vs_dogs images while building.
     return writer.close(), []
 

@@ -1,0 +1,75 @@
+"""data/exclusions.csv: the photos a person decided to drop or move to another class.
+
+Columns `path,action`: `path` as the audit's lists print it (the file's path relative to
+data.path, or the tfds split and index), `action` either `drop` or the name of the class the
+photo really belongs to. prepare reads it (a DVC dependency), so editing it reruns the
+pipeline on the cleaned set; a relabelled photo stays in its split (the split is keyed by its
+path). The shipped file has the header only: it changes nothing.
+"""
+
+import csv
+from pathlib import Path
+
+from transfer.errors import PipelineError
+
+EXCLUSIONS = "data/exclusions.csv"
+COLUMNS = ("path", "action")
+DROP = "drop"
+
+
+class Exclusions:
+    """What to do with each listed photo; `apply` gives the label to keep, or None to drop."""
+
+    def __init__(self, actions=None, source=EXCLUSIONS):
+        self.actions = dict(actions or {})
+        self.source = source
+        self.applied = {DROP: 0, "relabel": 0}
+        self._seen = set()
+
+    @classmethod
+    def read(cls, path=EXCLUSIONS):
+        """The file's actions; no file means no exclusions (a project that predates it)."""
+        path = Path(path)
+        if not path.is_file():
+            return cls(source=str(path))
+        with open(path, newline="") as file:
+            reader = csv.DictReader(file)
+            if tuple(reader.fieldnames or ()) != COLUMNS:
+                raise PipelineError(f"{path}: the header must be `{','.join(COLUMNS)}`")
+            actions = {}
+            for line, row in enumerate(reader, start=2):
+                photo, action = (row["path"] or "").strip(), (row["action"] or "").strip()
+                if not photo or not action:
+                    raise PipelineError(f"{path} line {line}: needs a path and an action (drop or a class)")
+                if actions.get(photo, action) != action:
+                    raise PipelineError(f"{path} line {line}: {photo} is listed twice with different actions")
+                actions[photo] = action
+        return cls(actions, source=str(path))
+
+    def bind(self, class_names):
+        """Check every relabelling names one of the dataset's classes; apply() needs this first."""
+        self.class_names = list(class_names)
+        for photo, action in self.actions.items():
+            if action != DROP and action not in class_names:
+                raise PipelineError(
+                    f"{self.source}: {photo} -> '{action}' is neither drop nor a class "
+                    f"({', '.join(class_names)})"
+                )
+
+    def apply(self, example_id, label):
+        action = self.actions.get(str(example_id))
+        if action is None:
+            return label
+        self._seen.add(str(example_id))
+        if action == DROP:
+            self.applied[DROP] += 1
+            return None
+        self.applied["relabel"] += 1
+        return self.class_names.index(action)
+
+    def check_all_applied(self):
+        """A listed photo that is not in the dataset is a typo or a stale line: say which."""
+        missing = sorted(set(self.actions) - self._seen)
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise PipelineError(f"{self.source} lists a photo that is not in the dataset: {missing[0]}{more}")
