@@ -23,6 +23,8 @@ interleaved, several times, and medians are reported. Figures:
   scale       every stage at params.yaml's defaults on 1x, 4x and 10x the photos
               (the extra ones mirrored, cropped and rotated): time per photo
               and peak RSS against the 1x run
+  audit       the audit stage (whole process) on the photos' cached features at params.yaml's
+              defaults, and on 10x the photos (bench_scale's set): seconds and peak RSS
   pipeline    whole `dvc repro` at 160 px, 10 + 10 epochs, empty cache, vs the
               tutorial's way as one uncached script
 """
@@ -33,6 +35,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from bench_audit import AUDIT_FACTORS, bench_audit
 from bench_backbones import bench_backbones
 from bench_extract import bench_extract
 from bench_finetune import bench_finetune
@@ -42,7 +45,7 @@ from bench_pipeline import bench_pipeline
 from bench_scale import SCALE_FACTORS, bench_scale
 from common import ROOT, STAGES, make_repo, measurement_stamp
 
-SECTIONS = ("extract", "finetune", "backbones", "head", "litert", "scale", "pipeline")
+SECTIONS = ("extract", "finetune", "backbones", "head", "litert", "scale", "audit", "pipeline")
 
 
 def main():
@@ -58,7 +61,7 @@ def main():
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated: extract,finetune,backbones,head,litert,scale,pipeline,tutorial-full",
+        help="comma-separated: extract,finetune,backbones,head,litert,scale,audit,pipeline,tutorial-full",
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     args = parser.parse_args()
@@ -94,6 +97,8 @@ def main():
             print("litert", json.dumps(results["litert"]), flush=True)
         if "scale" not in skip:
             results["scale"] = bench_scale(work, photos, weights)
+        if "audit" not in skip:
+            results["audit"] = bench_audit(work, photos, weights)
         if "pipeline" not in skip:
             results["pipeline"] = bench_pipeline(work, photos, weights, "tutorial-full" not in skip)
             print("pipeline", json.dumps(results["pipeline"]), flush=True)
@@ -204,6 +209,29 @@ def print_table(results):
                     f"{results['scale']['x1'][stage]['peak_rss_mb']:.0f} (1x)",
                     f"{run['rss_growth_vs_x1'][stage]:+.0%}",
                     "<= +15%",
+                )
+            )
+    if "audit" in results:
+        one = results["audit"]["x1"]
+        rows.append((f"audit stage, {one['photos']} photos (s)", f"{one['seconds']:.1f}", "", "", ""))
+        for factor in AUDIT_FACTORS[1:]:
+            run = results["audit"][f"x{factor}"]
+            rows.append(
+                (
+                    f"audit stage, {run['photos']} photos (s)",
+                    f"{run['seconds']:.1f}",
+                    f"{one['seconds']:.1f} s at 1x",
+                    f"{run['time_per_photo_vs_x1']:.2f} per photo",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"audit stage at {factor}x photos: peak RSS (MB)",
+                    f"{run['peak_rss_mb']:.0f}",
+                    f"{one['peak_rss_mb']:.0f} (1x)",
+                    f"{run['peak_rss_mb'] / one['peak_rss_mb']:.2f}",
+                    "",
                 )
             )
     if "pipeline" in results:

@@ -39,6 +39,8 @@ pytestmark = pytest.mark.e2e
 LONG_STEPS = [
     "prepare: decoding photos",
     "extract: features",
+    "audit: reading photos",
+    "audit: comparing candidate duplicates",
     "finetune: caching the frozen bottom",
     "evaluate: fine-tuned model",
     "export: converting",
@@ -47,11 +49,17 @@ LONG_STEPS = [
 ]
 
 
+CAT_ORIGINAL, CAT_COPY = "cat.3.jpg", "cat.3-copy.jpg"
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, shared_photos, shared_weights):
     tmp = tmp_path_factory.mktemp("e2e")
     photos = copy_shared_subset(tmp / "photos", per_class=150)
     (photos / "dogs" / "notes.jpg").write_text("a text file named .jpg")
+    # A cat in the dogs' folder, resized and re-saved: what the audit is there to find.
+    with Image.open(photos / "cats" / CAT_ORIGINAL) as cat:
+        cat.resize((cat.width * 4 // 5, cat.height * 4 // 5)).save(photos / "dogs" / CAT_COPY, quality=70)
     return new_project(
         tmp,
         photos,
@@ -93,6 +101,11 @@ def test_repro_runs_every_stage_and_writes_every_output(repo):
         "models/classes.json",
         "export",
         "metrics/export.json",
+        "metrics/audit.json",
+        "metrics/duplicates.csv",
+        "metrics/label_issues.csv",
+        "plots/duplicates.png",
+        "plots/label_issues.png",
     }
     for path in outputs:
         assert (repo / path).exists(), path
@@ -118,6 +131,46 @@ def test_the_run_report_has_the_changed_params_and_the_metrics(repo):
     )
 
 
+def read_rows(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_the_audit_finds_the_copied_cat_and_exclusions_clean_it_up(repo):
+    repo, _ = repo
+    copy, original = f"dogs/{CAT_COPY}", f"cats/{CAT_ORIGINAL}"
+    audit = json.loads((repo / "metrics" / "audit.json").read_text())
+    prepared = json.loads((repo / "metrics" / "prepare.json").read_text())
+    assert audit["classes"] == {"cats": 150, "dogs": 151}  # notes.jpg skipped, the copy counted
+    assert audit["photos"] == {split: prepared[split]["total"] for split in SPLITS}
+    group_of = {row["path"]: row["group"] for row in read_rows(repo / "metrics" / "duplicates.csv")}
+    assert group_of[copy] == group_of[original]
+    issues = {row["path"]: row for row in read_rows(repo / "metrics" / "label_issues.csv")}
+    assert issues[copy]["given"] == "dogs" and issues[copy]["suggested"] == "cats"
+    assert "## Data health (audit stage)" in (repo / "metrics" / "report.md").read_text()
+
+    # The user's review: the copy is a cat (moved to its class), and a dog photo is dropped.
+    dropped = "dogs/dog.0.jpg"
+    (repo / "data" / "exclusions.csv").write_text(f"path,action\n{copy},cats\n{dropped},drop\n")
+    rerun = run(["dvc", "repro", "evaluate"], repo)
+    assert stages_run(rerun.stdout) == ["prepare", "extract", "audit", "train_head", "finetune", "evaluate"]
+    after = json.loads((repo / "metrics" / "prepare.json").read_text())
+    assert after["excluded"] == {"dropped": 1, "relabelled": 1}
+    totals = [sum(summary[split]["total"] for split in SPLITS) for summary in (prepared, after)]
+    assert totals[1] == totals[0] - 1
+    audit = json.loads((repo / "metrics" / "audit.json").read_text())
+    assert audit["classes"] == {"cats": 151, "dogs": 149}
+    duplicates = read_rows(repo / "metrics" / "duplicates.csv")
+    assert {row["path"]: row["class"] for row in duplicates}[copy] == "cats"  # still a copy, now a cat's
+    assert dropped not in {
+        row["path"] for row in duplicates + read_rows(repo / "metrics" / "label_issues.csv")
+    }
+    assert copy not in {row["path"] for row in read_rows(repo / "metrics" / "label_issues.csv")}
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
+    assert diff["metrics/prepare.json"]["excluded.dropped"] == {"old": 0, "new": 1, "diff": 1}
+    assert "metrics/eval.json" in diff
+
+
 def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
     repo, _ = repo
     evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
@@ -133,7 +186,7 @@ def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
         assert all(math.isfinite(value) for value in overall.values())
         assert evaluation[model]["accuracy"] >= 0.8, evaluation
     prepared = json.loads((repo / "metrics" / "prepare.json").read_text())
-    assert sum(prepared[split]["total"] for split in ("train", "validation", "test")) == 300
+    assert sum(prepared[split]["total"] for split in SPLITS) == 301  # 150 + 150 and the copied cat
     assert prepared["skipped"] == 1
     skipped = json.loads((repo / "metrics" / "skipped.json").read_text())
     assert skipped[0]["path"] == "dogs/notes.jpg" and skipped[0]["reason"].startswith("unreadable")
@@ -189,6 +242,8 @@ def test_plots_hold_every_figure_and_both_phases(repo):
         "plots/samples.png",
         "plots/misclassified.png",
         "plots/learning_curves.png",
+        "plots/duplicates.png",
+        "plots/label_issues.png",
     }
     history = plot_values(plots, "loss")
     assert sorted({(int(point["epoch"]), point["phase"]) for point in history}) == [
@@ -348,9 +403,9 @@ def test_tflite_models_run_in_litert_and_in_predict(repo, tmp_path, user_cache):
     _, keras_lines = run_predict(repo / "models" / "model.keras", photos, "--runtime", "keras")
     _, tflite_lines = run_predict(repo / "export" / "model_float32.tflite", photos)
     assert [line.get("label") for line in tflite_lines] == [line.get("label") for line in keras_lines]
-    assert len(keras_lines) == 301 and sum("error" in line for line in keras_lines) == 1
+    assert len(keras_lines) == 302 and sum("error" in line for line in keras_lines) == 1
     # The default for a .keras file: LiteRT, from its cached conversion. Same labels on
-    # the 300 photos, scores within the stated tolerance (tests/test_predict.py).
+    # the 301 photos, scores within the stated tolerance (tests/test_predict.py).
     _, litert_lines = run_predict(repo / "models" / "model.keras", photos)
     assert [line.get("label") for line in litert_lines] == [line.get("label") for line in keras_lines]
     for litert, keras_line in zip(litert_lines, keras_lines):
