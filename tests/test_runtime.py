@@ -138,7 +138,7 @@ def workspace(tmp_path_factory, shared_weights):
         export__calibration_images=8,
         export__latency_images=1,
     )
-    for stage in ("runtime", "prepare", "extract"):
+    for stage in ("runtime", "prepare", "extract", "audit"):
         run([sys.executable, "-m", f"stages.{stage}"], work)
     return work
 
