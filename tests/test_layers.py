@@ -5,7 +5,7 @@ from tests.conftest import PROJECT_ROOT, imported_modules
 
 LAYERS = [
     {"errors", "io", "progress", "quiet"},
-    {"multi_worker", "exclusions", "neighbours", "label_issues"},
+    {"multi_worker", "exclusions", "neighbours", "label_issues", "calibration"},
     {"__init__", "params", "artifacts", "task", "backbones", "runtime", "figures", "plots_page"},
     {"images", "shards", "metrics", "duplicates"},
     {"folder_source", "tfds_source", "model"},

@@ -185,6 +185,14 @@ def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
         }
         assert all(math.isfinite(value) for value in overall.values())
         assert evaluation[model]["accuracy"] >= 0.8, evaluation
+    # Temperature scaling, fitted on validation: its log loss there can only fall.
+    calibration = evaluation["calibration"]
+    assert calibration["temperature"] > 0 and calibration["bins"] == 15
+    validation = calibration["validation"]
+    assert validation["log_loss_after"] <= validation["log_loss_before"] + 1e-9
+    assert calibration["validation"]["log_loss_before"] == pytest.approx(evaluation["validation"]["loss"])
+    bins = list(csv.DictReader((repo / "plots" / "reliability" / "before.csv").open()))
+    assert sum(int(row["images"]) for row in bins) == evaluation["test_images"]
     prepared = json.loads((repo / "metrics" / "prepare.json").read_text())
     assert sum(prepared[split]["total"] for split in SPLITS) == 301  # 150 + 150 and the copied cat
     assert prepared["skipped"] == 1
@@ -244,6 +252,7 @@ def test_plots_hold_every_figure_and_both_phases(repo):
         "plots/learning_curves.png",
         "plots/duplicates.png",
         "plots/label_issues.png",
+        "reliability",
     }
     history = plot_values(plots, "loss")
     assert sorted({(int(point["epoch"]), point["phase"]) for point in history}) == [
@@ -268,6 +277,7 @@ VEGA_CHARTS = {
     "precision_recall": 1_000,
     "roc_per_class": 1_000,
     "precision_recall_per_class": 1_000,
+    "reliability": 1_000,
     "loss": 1_000,
     "accuracy": 1_000,
 }

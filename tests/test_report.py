@@ -82,3 +82,14 @@ def test_the_data_health_section_gives_the_audits_counts():
     assert any(line.startswith("- Likely label errors: 7 (test split 1;") for line in lines)
     assert "data/exclusions.csv" in run_report(default_params(), evaluation, audit)
     assert "Data health" not in run_report(default_params(), evaluation)
+
+
+def test_the_calibration_section_gives_ece_and_log_loss_before_and_after():
+    evaluation = {"head": metrics(0.8, ["cat", "dog"]), "finetuned": metrics(0.9, ["cat", "dog"])}
+    evaluation.update(test_images=20, classes=2)
+    figures = {"ece_before": 0.08, "ece_after": 0.02, "log_loss_before": 0.3, "log_loss_after": 0.25}
+    evaluation["calibration"] = {"temperature": 1.7, "bins": 15, "test": figures, "validation": figures}
+    lines = run_report(default_params(), evaluation).splitlines()
+    assert "## Calibration (fine-tuned model)" in lines
+    assert "| test | 0.0800 | 0.0200 | 0.3000 | 0.2500 |" in lines
+    assert any(line.startswith("Temperature 1.7000, fitted on the validation split") for line in lines)

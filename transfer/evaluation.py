@@ -3,6 +3,7 @@
 import numpy as np
 
 from transfer.artifacts import FEATURES, HEAD_MODEL, MODEL, PREPARED
+from transfer.calibration import calibration_report, fit_temperature, reliability_bins, scaled
 from transfer.features import load_features
 from transfer.figures import plot_grid, plot_learning_curves
 from transfer.inference import logits_of_file, with_mirror
@@ -118,7 +119,16 @@ def evaluate_models(config, threads):
         )[:2]
 
     evaluation = evaluation_report(task, head_logits, head_labels, logits, labels, validation)
+    # Fitted on validation, reported on both splits; no decision and no other figure changes.
+    validation_logits, validation_labels = validation
+    temperature = fit_temperature(task, validation_labels, validation_logits)
+    evaluation["calibration"] = calibration_report(
+        task, temperature, {"test": (labels, logits), "validation": (validation_labels, validation_logits)}
+    )
     write_json("metrics/eval.json", evaluation)
+    for name, curve_logits in (("before", logits), ("after", scaled(logits, temperature))):
+        bins = reliability_bins(task, labels, curve_logits)
+        write_csv(f"plots/reliability/{name}.csv", bins, ["bin", "confidence", "accuracy", "images"])
     rows = prediction_rows(task, logits, labels, ids)
     write_csv("metrics/predictions.csv", rows, PREDICTION_COLUMNS)
     # One summary curve per model (head vs fine-tuned), then every class against the rest.

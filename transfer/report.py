@@ -69,6 +69,30 @@ def data_health(audit):
     ]
 
 
+def calibration_lines(calibration):
+    """Temperature scaling's effect (eval.json's `calibration`) as a small table."""
+    rows = [
+        (
+            split,
+            number(calibration[split]["ece_before"]),
+            number(calibration[split]["ece_after"]),
+            number(calibration[split]["log_loss_before"]),
+            number(calibration[split]["log_loss_after"]),
+        )
+        for split in ("test", "validation")
+    ]
+    return [
+        "## Calibration (fine-tuned model)",
+        "",
+        f"Temperature {calibration['temperature']:.4f}, fitted on the validation split; expected "
+        f"calibration error over {calibration['bins']} equal-width bins of the predicted class's "
+        "probability.",
+        "",
+        table(["split", "ECE before", "ECE after", "log loss before", "log loss after"], rows),
+        "",
+    ]
+
+
 def run_report(params, evaluation, audit=None):
     """The Markdown text of metrics/report.md from params.yaml, metrics/eval.json and metrics/audit.json."""
     head, finetuned = evaluation["head"], evaluation["finetuned"]
@@ -106,6 +130,7 @@ def run_report(params, evaluation, audit=None):
         "",
         table(["class", "precision", "recall", "F1", "images"], per_class),
         "",
+        *(calibration_lines(evaluation["calibration"]) if "calibration" in evaluation else []),
         *(data_health(audit) if audit is not None else []),
         "## Figures",
         "",
