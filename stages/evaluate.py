@@ -1,4 +1,4 @@
-"""Stage 5: test-split metrics, predictions, curves and figures for both models."""
+"""Stage 6: test-split metrics, predictions, curves and figures for both models."""
 
 import json
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Stage 6: export the fine-tuned model (SavedModel, TFLite float32 and int8) and measure each file."""
+"""Stage 7: export the fine-tuned model (SavedModel, TFLite float32 and int8) and measure each file."""
 
 from transfer.errors import run_stage
 from transfer.export import export_model

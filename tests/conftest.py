@@ -139,7 +139,7 @@ def copy_shared_subset(destination, per_class):
 
 
 # End-to-end runs: the project copied into a new git repository, run by the real DVC.
-STAGES = ["prepare", "extract", "audit", "train_head", "finetune", "evaluate", "export"]
+STAGES = ["prepare", "extract", "audit", "train_head", "finetune", "calibrate", "evaluate", "export"]
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 

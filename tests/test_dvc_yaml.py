@@ -66,4 +66,4 @@ def test_every_stage_that_sets_the_thread_count_has_it_in_its_cache_key():
             applying.append(name)
             params = stage.get("params", [])
             assert "runtime.threads" in params or {"params.yaml": None} in params, name
-    assert applying == ["extract", "train_head", "finetune", "evaluate", "export"]
+    assert applying == ["extract", "train_head", "finetune", "calibrate", "evaluate", "export"]

@@ -5,13 +5,13 @@ from tests.conftest import PROJECT_ROOT, imported_modules
 
 LAYERS = [
     {"errors", "io", "progress", "quiet"},
-    {"multi_worker", "exclusions", "neighbours", "label_issues", "calibration"},
+    {"multi_worker", "exclusions", "neighbours", "label_issues", "calibration", "novelty"},
     {"__init__", "params", "artifacts", "task", "backbones", "runtime", "figures", "plots_page"},
     {"images", "shards", "metrics", "duplicates"},
     {"folder_source", "tfds_source", "model"},
-    {"litert", "originals"},
+    {"litert", "originals", "deployed"},
     {"inference", "features", "training"},
-    {"audit"},
+    {"audit", "calibrating"},
     {"finetuning", "evaluation", "serving", "report"},
     {"export", "predict"},
     {"__main__"},

@@ -11,7 +11,7 @@ from transfer.__main__ import main
 from transfer.images import load_image
 from transfer.io import file_sha256
 from transfer.model import build_base, build_classifier, build_head
-from transfer.predict import find_images
+from transfer.images import find_images
 
 SIZE = 48
 

@@ -18,8 +18,9 @@ DEFAULT_TOP = 3
 
 def predict_command(args):
     from transfer.artifacts import read_class_names
+    from transfer.images import find_images
     from transfer.inference import open_model
-    from transfer.predict import find_images, predict_files
+    from transfer.predict import predict_files
     from transfer.progress import Progress
 
     if args.batch_size < 1:
@@ -43,7 +44,15 @@ def predict_command(args):
     failed = 0
     with Progress("predict", len(files)) as progress:
         for result in predict_files(
-            model, task, files, args.batch_size, threshold, progress, tta=args.tta, top=top
+            model,
+            task,
+            files,
+            args.batch_size,
+            threshold,
+            progress,
+            tta=args.tta,
+            top=top,
+            reject=args.reject,
         ):
             failed += "error" in result
             print(json.dumps(result), flush=False)
@@ -98,8 +107,10 @@ def main(argv=None):
         "predict",
         help="label image files with a trained model; one JSON object per image on stdout",
         description="Label images with a trained model. Prints one JSON object per image, in input "
-        'order: {"path", "label", "score"[, "top"]} or {"path", "error"}. Exit status: 0 all labelled, '
-        "1 some images unreadable, 2 bad arguments or missing model/path.",
+        'order: {"path", "label", "score"[, "top"], "known", "novelty"} or {"path", "error"}; "score" '
+        'is calibrated and "known" is false for a photo of none of the classes (its novelty above the '
+        "threshold saved with the model). Exit status: 0 all labelled, 1 some images unreadable, "
+        "2 bad arguments or missing model/path.",
     )
     predict.add_argument("model", help="models/model.keras, or an exported .tflite file")
     predict.add_argument(
@@ -132,6 +143,11 @@ def main(argv=None):
         "--tta",
         action="store_true",
         help="test-time augmentation: average each image's probability with its mirror's",
+    )
+    predict.add_argument(
+        "--reject",
+        action="store_true",
+        help='print "label": null for photos of none of the classes ("known": false)',
     )
     worker = commands.add_parser(
         "worker",

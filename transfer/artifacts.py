@@ -4,12 +4,16 @@ The paths are those dvc.yaml declares (tests/test_faults.py holds every stage
 to them). Class names go beside the features and each model as `classes.json`
 ({"class_names": [...]}, index order), into the SavedModel's assets and into
 an exported .tflite file's metadata; this module writes and reads them all.
+So does it the calibration beside the model (`calibration.json`: the temperature
+and the novelty threshold; `novelty.npz`: the novelty score's statistics), which
+the calibrate stage writes and `predict` and export read (transfer.deployed).
 """
 
 import json
 from pathlib import Path
 
 from transfer.errors import PipelineError
+from transfer.io import atomic_path, write_json
 
 PREPARED = "data/prepared"
 FEATURES = "data/features"
@@ -18,8 +22,15 @@ MODEL = "models/model.keras"
 EXPORT = "export"
 
 CLASSES_FILE = "classes.json"
-# The name of the metadata entry that holds the class names inside an exported .tflite file.
+CALIBRATION_FILE = "calibration.json"
+# The outputs of a calibrated model, by name (transfer.deployed): logits divided by the
+# temperature, and the novelty score.
+DEPLOYED_OUTPUTS = ("logits", "novelty")
+NOVELTY_FILE = "novelty.npz"
+# The names of the metadata entries of an exported .tflite file: its class names, and what
+# a client needs to read its outputs (calibration.json without the statistics file).
 TFLITE_CLASSES_METADATA = "class_names"
+TFLITE_CALIBRATION_METADATA = "calibration"
 
 
 def classes_json(class_names):
@@ -53,12 +64,44 @@ def read_class_names(model_path):
 
 def tflite_class_names(path):
     """The class names stored in a .tflite file's metadata by the export stage, or None."""
+    found = tflite_metadata(path, TFLITE_CLASSES_METADATA)
+    return None if found is None else found["class_names"]
+
+
+def tflite_metadata(path, name):
+    """The JSON metadata entry `name` of a .tflite file, or None."""
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.Model.GetRootAsModel(Path(path).read_bytes(), 0)
     for index in range(model.MetadataLength()):
         metadata = model.Metadata(index)
-        if metadata.Name() == TFLITE_CLASSES_METADATA.encode():
-            data = model.Buffers(metadata.Buffer()).DataAsNumpy()
-            return json.loads(data.tobytes())["class_names"]
+        if metadata.Name() == name.encode():
+            return json.loads(model.Buffers(metadata.Buffer()).DataAsNumpy().tobytes())
     return None
+
+
+def write_calibration(folder, calibration, statistics):
+    """calibration.json and novelty.npz in folder (statistics: name -> array)."""
+    import numpy as np
+
+    with atomic_path(Path(folder) / NOVELTY_FILE) as path, open(path, "wb") as file:
+        np.savez(file, **statistics)
+    write_json(Path(folder) / CALIBRATION_FILE, calibration)
+
+
+def read_calibration(model_path):
+    """(calibration, statistics) for a model: calibration.json and novelty.npz beside it, or
+    (a .tflite file) its metadata, whose graph holds the statistics (None); (None, None)
+    for a model that was never calibrated (made before the calibrate stage existed)."""
+    import numpy as np
+
+    model_path = Path(model_path)
+    folder = model_path.parent
+    if model_path.suffix == ".tflite":
+        return tflite_metadata(model_path, TFLITE_CALIBRATION_METADATA), None
+    if not (folder / CALIBRATION_FILE).is_file():
+        return None, None
+    calibration = json.loads((folder / CALIBRATION_FILE).read_text())
+    with np.load(folder / NOVELTY_FILE) as archive:
+        statistics = {name: archive[name] for name in archive.files}
+    return calibration, statistics

@@ -2,10 +2,12 @@
 
 import numpy as np
 
-from transfer.artifacts import FEATURES, HEAD_MODEL, MODEL, PREPARED
-from transfer.calibration import calibration_report, fit_temperature, reliability_bins, scaled
+from transfer.artifacts import FEATURES, HEAD_MODEL, MODEL, PREPARED, read_calibration
+from transfer.calibration import calibration_report, reliability_bins, scaled
+from transfer.deployed import deployed_model
 from transfer.features import load_features
 from transfer.figures import plot_grid, plot_learning_curves
+from transfer.images import find_images, try_load_image
 from transfer.inference import logits_of_file, with_mirror
 from transfer.io import atomic_path, read_csv, write_csv, write_json
 from transfer.metrics import (
@@ -16,6 +18,7 @@ from transfer.metrics import (
     summary_curve_scores,
 )
 from transfer.model import load_model
+from transfer.novelty import accepted_share, auroc
 from transfer.progress import Progress
 from transfer.shards import fixed_batches, image_count, read_meta, read_shards
 from transfer.task import THRESHOLD, Task
@@ -101,8 +104,57 @@ def images_by_id(prepared_dir, split, wanted_ids):
 MISCLASSIFIED_SHOWN = 16
 
 
+def novelty_of_split(deployed, split, batch_size, progress=None):
+    novelty = [
+        np.asarray(deployed.predict_on_batch(images)["novelty"]).reshape(-1)[:count]
+        for images, _, _, count in fixed_batches(PREPARED, split, batch_size, progress)
+    ]
+    return np.concatenate(novelty)
+
+
+def novelty_of_files(deployed, files, batch_size):
+    """Novelty scores of the readable files, and how many could not be read."""
+    size = deployed.input_shape[1]
+    loaded = [try_load_image(path, size)[0] for path in files]
+    images = [image for image in loaded if image is not None]
+    scores = [
+        np.asarray(deployed.predict_on_batch(np.stack(images[start : start + batch_size]))["novelty"])
+        for start in range(0, len(images), batch_size)
+    ]
+    return (np.concatenate(scores).reshape(-1) if scores else np.empty(0)), len(loaded) - len(images)
+
+
+def novelty_report(deployed, calibration, unknown_photos, batch_size):
+    """eval.json's `novelty`: the saved threshold's acceptance of the validation and test photos
+    and, given photos of none of the classes (evaluate.unknown_photos), the share it rejects
+    and the AUROC of test photos against them."""
+    settings = calibration["novelty"]
+    threshold = settings["threshold"]
+    files = find_images([unknown_photos])
+    with Progress(
+        "evaluate: novelty", image_count(PREPARED, ["test", "validation"]) + len(files)
+    ) as progress:
+        test = novelty_of_split(deployed, "test", batch_size, progress)
+        validation = novelty_of_split(deployed, "validation", batch_size, progress)
+        unknown, unreadable = novelty_of_files(deployed, files, batch_size)
+        progress.update(len(files))
+    report = {
+        "method": settings["method"],
+        "threshold": threshold,
+        "accept": settings["accept"],
+        "validation_accepted": accepted_share(validation, threshold),
+        "test_accepted": accepted_share(test, threshold),
+        "unknown": {"folder": str(unknown_photos), "photos": len(unknown), "unreadable": unreadable},
+    }
+    if len(unknown):
+        report["unknown"]["rejected"] = float(np.mean(unknown > threshold))
+        report["unknown"]["auroc_against_test"] = auroc(test, unknown)
+    return report
+
+
 def evaluate_models(config, threads):
     batch_size = config["batch_size"]
+    unknown_photos = config["unknown_photos"]
     task = Task(read_meta(PREPARED)["class_names"])
     features, head_labels = load_features(FEATURES, "test")
     head_logits = load_model(HEAD_MODEL).predict(features[:], batch_size=batch_size, verbose=0)
@@ -119,11 +171,16 @@ def evaluate_models(config, threads):
         )[:2]
 
     evaluation = evaluation_report(task, head_logits, head_labels, logits, labels, validation)
-    # Fitted on validation, reported on both splits; no decision and no other figure changes.
+    # The calibrate stage's temperature (fitted on validation), reported on both splits; no
+    # decision and no other figure changes.
+    calibration, statistics = read_calibration(MODEL)
+    temperature = calibration["temperature"]
     validation_logits, validation_labels = validation
-    temperature = fit_temperature(task, validation_labels, validation_logits)
     evaluation["calibration"] = calibration_report(
         task, temperature, {"test": (labels, logits), "validation": (validation_labels, validation_logits)}
+    )
+    evaluation["novelty"] = novelty_report(
+        deployed_model(load_model(MODEL), calibration, statistics), calibration, unknown_photos, batch_size
     )
     write_json("metrics/eval.json", evaluation)
     for name, curve_logits in (("before", logits), ("after", scaled(logits, temperature))):

@@ -1,18 +1,28 @@
 """Export the fine-tuned model for serving (SavedModel) and for phones (TFLite).
 
+Every format is the deployed model (transfer.deployed): the temperature and the novelty
+score are inside, so probabilities are calibrated and unknown photos are flagged alike.
+
 - SavedModel: a `serve` signature (also `serving_default`) that takes encoded
   image bytes (JPEG, PNG, GIF, BMP) and returns `label` (class name),
-  `score` (its probability), `probabilities` (of every class, K wide) and,
+  `score` (its calibrated probability), `probabilities` (of every class, K wide),
+  `known` (true at or below the saved novelty threshold), `novelty` (the score) and,
   for two classes, `probability` (of the second class). Decoding, a JPEG's
   EXIF orientation and resizing run inside the graph, as TF Serving needs; the
-  decision is the Task's. The class names are also in `assets.extra/classes.json`.
-- TFLite float32 and int8: RGB images at the model's size, values 0-255, in;
-  the logits out (one for two classes, K for K; probabilities are their
-  sigmoid/softmax, see transfer.task). The [-1, 1] scaling is inside; int8
-  quantizes weights and activations (calibrated on training images) and keeps
-  a float interface. The class names are in the file's metadata.
+  decision is the Task's. The class names and the calibration are also in
+  `assets.extra/` (classes.json, calibration.json).
+- TFLite float32 and int8: RGB images at the model's size, values 0-255, in; two
+  named outputs (signature `serving_default`): `logits`, already divided by the
+  temperature (one for two classes, K for K; the calibrated probabilities are their
+  sigmoid/softmax, see transfer.task), and `novelty` (one per image). A client
+  computes probabilities from `logits` and known = novelty <= threshold, the threshold
+  in the file's `calibration` metadata (JSON, beside `class_names`). The [-1, 1]
+  scaling is inside; int8 quantizes the backbone's weights and activations (calibrated on
+  training images), keeps the head and the novelty score in float32 (INT8_FLOAT_OPS) and
+  a float interface.
 """
 
+import json
 import time
 from pathlib import Path
 
@@ -21,15 +31,19 @@ import numpy as np
 import tensorflow as tf
 
 from transfer.artifacts import (
+    CALIBRATION_FILE,
     EXPORT,
     MODEL,
     PREPARED,
+    TFLITE_CALIBRATION_METADATA,
     TFLITE_CLASSES_METADATA,
     classes_json,
+    read_calibration,
     read_class_names,
     write_class_names,
 )
-from transfer.inference import TFLiteModel
+from transfer.deployed import deployed_model
+from transfer.inference import TFLiteModel, named_outputs
 from transfer.io import atomic_path, write_json
 from transfer.litert import plain_saved_model, tflite_bytes
 from transfer.model import computing_in_float32, load_model
@@ -40,10 +54,11 @@ from transfer.shards import image_count, read_shards
 from transfer.task import Task
 
 
-def export_saved_model(model, task, path):
-    """Write a SavedModel whose signature maps encoded image bytes to label and score."""
+def export_saved_model(model, task, calibration, path):
+    """Write a SavedModel whose signature maps encoded image bytes to label, score, known, novelty."""
     size = model.input_shape[1]
     names = tf.constant(list(task.class_names))
+    threshold = calibration["novelty"]["threshold"]
 
     def serve(image_bytes):
         images = tf.map_fn(
@@ -51,8 +66,16 @@ def export_saved_model(model, task, path):
             image_bytes,
             fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
         )
-        predicted, score, probabilities = task.serving_outputs(model(images, training=False))
-        outputs = {"label": tf.gather(names, predicted), "score": score, "probabilities": probabilities}
+        deployed = model(images, training=False)
+        predicted, score, probabilities = task.serving_outputs(deployed["logits"])
+        novelty = deployed["novelty"][:, 0]
+        outputs = {
+            "label": tf.gather(names, predicted),
+            "score": score,
+            "probabilities": probabilities,
+            "known": novelty <= threshold,
+            "novelty": novelty,
+        }
         if task.binary:
             outputs["probability"] = probabilities[:, 1]  # as before K classes existed
         return outputs
@@ -66,43 +89,58 @@ def export_saved_model(model, task, path):
     extra = Path(path) / "assets.extra"  # TF Serving's place for files that travel with a model
     extra.mkdir(exist_ok=True)
     write_class_names(extra, task.class_names)
+    write_json(extra / CALIBRATION_FILE, calibration)
 
 
-def export_tflite(saved_model, task, path, representative_images=None, progress=None):
+# What the int8 file computes in float32: the head's and the novelty score's ops (dense
+# layers, differences, sums, the minimum over classes, the root). Quantized, their ranges
+# come from training photos, and a photo of none of the classes, whose distance lies beyond
+# them, would be clipped to a known one's; the backbone, nearly all of the work, stays int8.
+INT8_FLOAT_OPS = ("FULLY_CONNECTED", "SQUARED_DIFFERENCE", "SUM", "REDUCE_MIN", "SQRT", "EXPAND_DIMS")
+
+
+def export_tflite(saved_model, task, calibration, path, representative_images=None, progress=None):
     """Write a .tflite file from plain_saved_model's folder: float32, or int8 when
     representative images are given (progress, if any, counts them as calibration runs)."""
-    converted = tflite_bytes(saved_model, representative_images, progress)
-    Path(path).write_bytes(with_class_names(converted, task))
+    float_ops = INT8_FLOAT_OPS if representative_images is not None else ()
+    converted = tflite_bytes(saved_model, representative_images, progress, float_ops)
+    entries = {
+        TFLITE_CLASSES_METADATA: classes_json(task.class_names),
+        TFLITE_CALIBRATION_METADATA: json.dumps(calibration),
+    }
+    Path(path).write_bytes(with_metadata(converted, entries))
 
 
-def with_class_names(flatbuffer, task):
-    """The .tflite file with the class names added to its metadata, so they travel with it."""
+def with_metadata(flatbuffer, entries):
+    """The .tflite file with {name: text} added to its metadata, so they travel with it."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(flatbuffer)
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(classes_json(task.class_names).encode(), dtype=np.uint8)
-    model.buffers.append(buffer)
-    metadata = schema.MetadataT()
-    metadata.name = TFLITE_CLASSES_METADATA
-    metadata.buffer = len(model.buffers) - 1
-    model.metadata = [*(model.metadata or []), metadata]
+    for name, text in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(text.encode(), dtype=np.uint8)
+        model.buffers.append(buffer)
+        metadata = schema.MetadataT()
+        metadata.name = name
+        metadata.buffer = len(model.buffers) - 1
+        model.metadata = [*(model.metadata or []), metadata]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def load_serving(path):
-    """The serving signature of a SavedModel on disk: image_bytes -> label, score, probabilities."""
+    """The serving signature of a SavedModel on disk: image_bytes -> label, score, probabilities, ..."""
     return tf.saved_model.load(str(path)).signatures["serving_default"]
 
 
-def serving_probabilities(serve, encoded_images, batch_size=32):
-    """(N, num_classes) probabilities of every class for each encoded image."""
-    outputs = [
-        serve(image_bytes=tf.constant(encoded_images[start : start + batch_size]))["probabilities"].numpy()
-        for start in range(0, len(encoded_images), batch_size)
-    ]
-    return np.concatenate(outputs)
+def serving_outputs(serve, encoded_images, batch_size=32):
+    """(probabilities (N, num_classes), known (N,)) of the SavedModel for each encoded image."""
+    probabilities, known = [], []
+    for start in range(0, len(encoded_images), batch_size):
+        outputs = serve(image_bytes=tf.constant(encoded_images[start : start + batch_size]))
+        probabilities.append(outputs["probabilities"].numpy())
+        known.append(outputs["known"].numpy())
+    return np.concatenate(probabilities), np.concatenate(known)
 
 
 def mean_latency_ms(predict_one, inputs, repeats=1):
@@ -136,48 +174,68 @@ def first_images(split, count):
 
 
 def export_model(config, data):
-    model = load_model(MODEL)
+    classifier = load_model(MODEL)
     task = Task(read_class_names(MODEL))
+    calibration, statistics = read_calibration(MODEL)
+    model = deployed_model(classifier, calibration, statistics)
+    threshold = calibration["novelty"]["threshold"]
 
     with atomic_path(EXPORT) as out:
         out.mkdir()
         write_class_names(out, task.class_names)
         with Progress("export: converting", 3, unit="files") as progress:
-            export_saved_model(model, task, out / "saved_model")
+            export_saved_model(model, task, calibration, out / "saved_model")
             progress.update(1)
             with plain_saved_model(computing_in_float32(model)) as saved_model:
-                export_tflite(saved_model, task, out / "model_float32.tflite")
+                export_tflite(saved_model, task, calibration, out / "model_float32.tflite")
                 progress.update(1)
-                calibration = first_images("train", config["calibration_images"])
-                with Progress("export: int8 calibration", len(calibration)) as calibrating:
-                    export_tflite(saved_model, task, out / "model_int8.tflite", calibration, calibrating)
+                representative = first_images("train", config["calibration_images"])
+                with Progress("export: int8 calibration", len(representative)) as calibrating:
+                    export_tflite(
+                        saved_model, task, calibration, out / "model_int8.tflite", representative, calibrating
+                    )
                 progress.update(1)
 
         serve = load_serving(out / "saved_model")
         tflites = {name: TFLiteModel(out / f"model_{name}.tflite") for name in ("float32", "int8")}
-        # Every format's probabilities on the test split's original files, through that format's
-        # own preprocessing: the SavedModel gets the bytes; Keras and TFLite get the images a
-        # client makes of them, as `predict` does. Streamed batch by batch: memory stays flat.
-        probabilities_of = {
-            "keras": lambda encoded, images: task.probabilities(np.asarray(model.predict_on_batch(images))),
-            "saved_model": lambda encoded, images: serving_probabilities(serve, encoded),
+
+        def probabilities_and_known(outputs):
+            return task.probabilities(outputs["logits"]), outputs["novelty"][:, 0] <= threshold
+
+        # Every format's calibrated probabilities and known flags on the test split's original
+        # files, through that format's own preprocessing: the SavedModel gets the bytes; Keras
+        # and TFLite get the images a client makes of them, as `predict` does. Streamed batch by
+        # batch: memory stays flat. Parity: each format against Keras, photo by photo.
+        outputs_of = {
+            "keras": lambda encoded, images: probabilities_and_known(
+                named_outputs(model.predict_on_batch(images))
+            ),
+            "saved_model": lambda encoded, images: serving_outputs(serve, encoded),
             **{
-                f"tflite_{name}": lambda encoded, images, tflite=tflite: task.probabilities(
-                    tflite.logits(images)
+                f"tflite_{name}": lambda encoded, images, tflite=tflite: probabilities_and_known(
+                    tflite.run(images)
                 )
                 for name, tflite in tflites.items()
             },
         }
-        correct, count = dict.fromkeys(probabilities_of, 0), 0
+        correct, known_agreeing = dict.fromkeys(outputs_of, 0), dict.fromkeys(outputs_of, 0)
+        largest_difference = dict.fromkeys(outputs_of, 0.0)
+        count, known_count = 0, 0
         total = image_count(PREPARED, ["test"])
         # The first latency_images test photos, as each format takes them (across batches).
         timed_files, timed_images = [], []
         with Progress("export: measuring every format", total) as progress:
             for encoded, images, labels in original_batches(data, PREPARED, "test", TEST_BATCH):
                 images = images.astype(np.float32)
-                for name, probabilities in probabilities_of.items():
-                    correct[name] += int(np.sum(task.predicted(probabilities(encoded, images)) == labels))
+                results = {name: outputs(encoded, images) for name, outputs in outputs_of.items()}
+                reference_probabilities, reference_known = results["keras"]
+                for name, (probabilities, known) in results.items():
+                    correct[name] += int(np.sum(task.predicted(probabilities) == labels))
+                    difference = float(np.abs(probabilities - reference_probabilities).max())
+                    largest_difference[name] = max(largest_difference[name], difference)
+                    known_agreeing[name] += int(np.sum(known == reference_known))
                 count += len(labels)
+                known_count += int(np.sum(reference_known))
                 wanted = config["latency_images"] - len(timed_files)
                 timed_files += encoded[:wanted]
                 timed_images += list(images[:wanted])
@@ -185,10 +243,10 @@ def export_model(config, data):
 
         latency = {
             "keras": mean_latency_ms(lambda image: model.predict_on_batch(image[np.newaxis]), timed_images),
-            "saved_model": mean_latency_ms(lambda data: serving_probabilities(serve, [data]), timed_files),
+            "saved_model": mean_latency_ms(lambda data: serving_outputs(serve, [data]), timed_files),
             **{
                 f"tflite_{name}": mean_latency_ms(
-                    lambda image, tflite=tflite: tflite.logits(image[np.newaxis]), timed_images
+                    lambda image, tflite=tflite: tflite.run(image[np.newaxis]), timed_images
                 )
                 for name, tflite in tflites.items()
             },
@@ -200,6 +258,23 @@ def export_model(config, data):
         }
         report = {
             name: {"size_bytes": sizes[name], "accuracy": correct[name] / count, "latency_ms": latency[name]}
-            for name in probabilities_of
+            for name in outputs_of
         }
-    write_json("metrics/export.json", {**report, "test_images": count, "latency_images": len(timed_images)})
+        parity = {
+            name: {
+                "largest_probability_difference": largest_difference[name],
+                "known_agreement": known_agreeing[name] / count,
+            }
+            for name in outputs_of
+            if name != "keras"
+        }
+    write_json(
+        "metrics/export.json",
+        {
+            **report,
+            "test_images": count,
+            "latency_images": len(timed_images),
+            "known_test_share": known_count / count,
+            "parity_with_keras": parity,
+        },
+    )

@@ -2,11 +2,12 @@
 predict and export's measurement (transfer.export decodes in-graph to match it)."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from transfer.errors import one_line
+from transfer.errors import PipelineError, one_line
 
 # Errors PIL raises for files that are not (complete) images.
 UNREADABLE_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
@@ -42,3 +43,26 @@ def resize_image(image, image_size):
         image = Image.fromarray(image)
     resized = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.uint8)
+
+
+# What a folder search picks up; files named on the command line are always tried.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def find_images(paths):
+    """Files to predict, in input order: files as given, folders searched recursively."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files.extend(
+                found
+                for found in sorted(path.rglob("*"))
+                if found.is_file()
+                and found.suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in found.relative_to(path).parts)
+            )
+        else:
+            raise PipelineError(f"no such file or folder: {path}")
+    return files

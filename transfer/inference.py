@@ -9,18 +9,26 @@ from pathlib import Path
 
 import numpy as np
 
+from transfer.artifacts import CALIBRATION_FILE, DEPLOYED_OUTPUTS, NOVELTY_FILE, read_calibration
 from transfer.errors import PipelineError
 from transfer.litert import ConversionError, keras_file_as_tflite, model_as_tflite
 from transfer.quiet import info_lines_filtered
 
 
-def with_mirror(logits_of, task):
-    """Test-time augmentation: logits_of(images) -> logits whose probabilities
-    are the mean of each image's prediction and its left-right mirror's."""
+def with_mirror(outputs_of, task):
+    """Test-time augmentation: outputs_of(images) -> logits whose probabilities are the
+    mean of each image's prediction and its left-right mirror's; for named outputs
+    ({logits, novelty}), those logits and the mean of the two novelty scores."""
 
     def averaged(images):
         mirrored = np.ascontiguousarray(images[:, :, ::-1])
-        return task.mean_logits(logits_of(images), logits_of(mirrored))
+        original, flipped = outputs_of(images), outputs_of(mirrored)
+        if not isinstance(original, dict):
+            return task.mean_logits(original, flipped)
+        return {
+            name: task.mean_logits(value, flipped[name]) if name == "logits" else (value + flipped[name]) / 2
+            for name, value in original.items()
+        }
 
     return averaged
 
@@ -46,14 +54,46 @@ def logits_of_file(model_path, runtime, threads=0):
     return TFLiteModel(keras_file_as_tflite(model_path), threads).logits
 
 
-class KerasModel:
-    def __init__(self, path):
-        from transfer.model import load_model
+def named_outputs(outputs):
+    """{name: (N, width) array} of a model's outputs: a deployed model's `logits` and
+    `novelty` (transfer.deployed), or a plain classifier's logits alone."""
+    if not isinstance(outputs, dict):
+        outputs = {"logits": outputs}
+    return {name: np.asarray(value).reshape(len(value), -1) for name, value in outputs.items()}
 
-        self.model = load_model(path)
+
+class KerasModel:
+    """A .keras file run by Keras: with calibration.json beside it, the deployed model."""
+
+    def __init__(self, path):
+        from transfer.deployed import load_deployed
+
+        self.model, self.calibration = load_deployed(path)
         self.image_size = self.model.input_shape[1]
-        self.logit_width = self.model.output_shape[-1]
-        self.logits = keras_logits(self.model)
+        output = self.model.output
+        self.logit_width = (output["logits"] if isinstance(output, dict) else output).shape[-1]
+
+    def run(self, images):
+        return named_outputs(self.model.predict_on_batch(images))
+
+    def logits(self, images):
+        return self.run(images)["logits"].astype(np.float64)
+
+
+def calibration_companions(path):
+    """The calibration files beside a .keras model, if it has been calibrated."""
+    companions = [Path(path).parent / CALIBRATION_FILE, Path(path).parent / NOVELTY_FILE]
+    return companions if all(file.is_file() for file in companions) else []
+
+
+def keras_file_as_deployed_tflite(path):
+    """The cached float32 .tflite of what KerasModel(path) runs."""
+    from transfer.deployed import load_deployed
+
+    companions = calibration_companions(path)
+    if not companions:
+        return keras_file_as_tflite(path)
+    return keras_file_as_tflite(path, load=lambda: load_deployed(path)[0], companions=companions)
 
 
 RUNTIMES = ("auto", "keras", "litert")
@@ -74,12 +114,12 @@ def open_model(path, runtime="auto"):
     if path.suffix == ".tflite":
         if runtime == "keras":
             raise PipelineError(f"--runtime keras needs a .keras model; {path} is a TFLite file")
-        return TFLiteModel(path)
+        return TFLiteModel(path, calibration=read_calibration(path)[0])
     if runtime == "keras":
         return KerasModel(path)
 
     try:
-        return TFLiteModel(keras_file_as_tflite(path))
+        return TFLiteModel(keras_file_as_deployed_tflite(path), calibration=read_calibration(path)[0])
     except ConversionError as error:
         if runtime == "litert":
             raise PipelineError(f"cannot run {path} with LiteRT: {error}") from None
@@ -89,25 +129,30 @@ def open_model(path, runtime="auto"):
 
 class TFLiteModel:
     """A .tflite file run by LiteRT's interpreter (ai-edge-litert), XNNPACK on `threads`
-    threads (None or 0: every core)."""
+    threads (None or 0: every core). A deployed model's file has two named outputs,
+    `logits` and `novelty` (transfer.deployed); any other file's first output is its logits
+    (or, for a feature extractor, its features). calibration: what its outputs were
+    calibrated with (read_calibration), or None."""
 
-    def __init__(self, path, threads=None):
+    def __init__(self, path, threads=None, calibration=None):
         from ai_edge_litert.interpreter import Interpreter
 
         with info_lines_filtered():
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count())
+        self.calibration = calibration
         self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
+        signatures = self.interpreter._get_full_signature_list()  # {key: {"outputs": {name: tensor}}}
+        named = next(iter(signatures.values()))["outputs"] if len(signatures) == 1 else {}
+        if set(named) != set(DEPLOYED_OUTPUTS):
+            named = {"logits": self.interpreter.get_output_details()[0]["index"]}
+        self.output_tensors = named
         self.image_size = int(self.input["shape"][1])
-        self.logit_width = int(self.output["shape"][-1])
+        shapes = {detail["index"]: detail["shape"] for detail in self.interpreter.get_output_details()}
+        self.logit_width = int(shapes[named["logits"]][-1])
         self.batch = None
 
-    def logits(self, images):
-        """(N, logit_width) float64 logits of uint8 or float images, values 0-255."""
-        return self.outputs(images).astype(np.float64)
-
-    def outputs(self, images):
-        """(N, output width) float32 outputs (logits, or a feature extractor's features)."""
+    def run(self, images):
+        """{name: (N, width) float32 array} of uint8 or float images, values 0-255."""
         if self.batch != len(images):
             self.interpreter.resize_tensor_input(self.input["index"], [len(images), *self.input["shape"][1:]])
             with info_lines_filtered():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
@@ -115,7 +160,18 @@ class TFLiteModel:
             self.batch = len(images)
         self.interpreter.set_tensor(self.input["index"], images.astype(np.float32))
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output["index"]).reshape(len(images), -1)
+        return {
+            name: self.interpreter.get_tensor(index).reshape(len(images), -1)
+            for name, index in self.output_tensors.items()
+        }
+
+    def logits(self, images):
+        """(N, logit_width) float64 logits."""
+        return self.run(images)["logits"].astype(np.float64)
+
+    def outputs(self, images):
+        """(N, output width) float32 outputs of a single-output file (logits, or features)."""
+        return self.run(images)["logits"]
 
 
 def outputs_of(model, runtime, threads=0):

@@ -57,20 +57,26 @@ def cached_conversion(key, convert):
     raise ConversionError(f"cannot write the LiteRT conversion to {places[0]} or {places[-1]}")
 
 
-def keras_file_as_tflite(model_path):
-    """The float32 .tflite of a .keras file, from the cache."""
+def keras_file_as_tflite(model_path, load=None, companions=()):
+    """The float32 .tflite of a .keras file, from the cache.
+
+    load: () -> the Keras model to convert (default: the file's own); companions: other
+    files it is built from (the calibration beside the model), part of the cache key."""
     model_path = Path(model_path)
 
     def convert():
         from transfer.model import computing_in_float32, load_model
 
-        model = computing_in_float32(load_model(model_path))  # a file that cannot load: PipelineError
+        loaded = load() if load is not None else load_model(model_path)  # cannot load: PipelineError
         try:
-            return model_as_tflite_bytes(model)
+            return model_as_tflite_bytes(computing_in_float32(loaded))
         except Exception as error:  # the converter fails in many ways; all mean "not convertible"
             raise ConversionError(one_line(error)) from None
 
-    return cached_conversion(file_sha256(model_path), convert)
+    key = file_sha256(model_path)
+    if companions:
+        key = hashlib.sha256(" ".join([key, *map(file_sha256, companions)]).encode()).hexdigest()
+    return cached_conversion(key, convert)
 
 
 def model_as_tflite(model):
@@ -95,21 +101,37 @@ def plain_saved_model(model):
         yield saved_model
 
 
-def tflite_bytes(saved_model, representative_images=None, progress=None):
-    """The .tflite flatbuffer of plain_saved_model's folder (see export_tflite)."""
+def tflite_bytes(saved_model, representative_images=None, progress=None, float_ops=()):
+    """The .tflite flatbuffer of plain_saved_model's folder (see export_tflite).
+
+    float_ops: with representative images, TFLite op types to leave in float32 (TFLite's
+    selective quantization): ops whose int8 range, calibrated on in-class images, would
+    clip what they compute for other photos."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
     if representative_images is not None:
 
+        counted = [0]  # selective quantization runs the images twice: count the first run
+
         def calibration_inputs():
             for image in representative_images:
                 yield [image[np.newaxis].astype(np.float32)]
-                if progress is not None:
+                if progress is not None and counted[0] < len(representative_images):
+                    counted[0] += 1
                     progress.update(1)
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = calibration_inputs
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if float_ops:
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter,
+                # Its own statistics run, which nothing here reads: one image suffices.
+                debug_dataset=lambda: iter([[representative_images[0][np.newaxis].astype(np.float32)]]),
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops)),
+            )
+            with info_lines_filtered():
+                return debugger.get_nondebug_quantized_model()
     with info_lines_filtered():  # the converter's dozens of C++ INFO lines
         return converter.convert()

@@ -23,6 +23,7 @@ INFERENCE_RUNTIMES = ("tensorflow", "litert")  # what runs a frozen network: see
 OPTIMIZERS = ("rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
 CLASS_WEIGHTS = ("none", "balanced")
+NOVELTY_METHODS = ("mahalanobis", "max_probability")  # transfer.novelty.METHODS
 
 
 def _positive_int(value):
@@ -48,6 +49,10 @@ def _layer_index_or_fraction(value):
 
 def _fraction_below_one(value):
     return _is_number(value) and 0 <= value < 1
+
+
+def _fraction_in_open_unit(value):
+    return _is_number(value) and 0 < value < 1
 
 
 def _similarity(value):
@@ -160,8 +165,16 @@ SCHEMA = {
         ),
         **PHASE_KEYS,
     },
+    "calibrate": _section(
+        novelty=(_one_of(NOVELTY_METHODS), "mahalanobis"),
+        accept=((_fraction_in_open_unit, "a fraction in (0, 1)"), 0.95),
+        batch_size=(INT, 64),
+    ),
     "evaluate": _section(
-        batch_size=(INT, 64), tta=(BOOLEAN, False), runtime=(_one_of(INFERENCE_RUNTIMES), "tensorflow")
+        batch_size=(INT, 64),
+        tta=(BOOLEAN, False),
+        runtime=(_one_of(INFERENCE_RUNTIMES), "tensorflow"),
+        unknown_photos=((_non_empty_string, "a folder path"), "data/unknown"),
     ),
     "export": _section(calibration_images=(INT, 200), latency_images=(INT, 50)),
     "runtime": _section(

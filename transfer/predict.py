@@ -12,7 +12,6 @@ decides the label: see transfer.task.
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
@@ -20,28 +19,6 @@ from transfer.errors import PipelineError
 from transfer.images import try_load_image
 from transfer.inference import with_mirror
 from transfer.task import THRESHOLD
-
-# What a folder search picks up; files named on the command line are always tried.
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def find_images(paths):
-    """Files to predict, in input order: files as given, folders searched recursively."""
-    files = []
-    for path in map(Path, paths):
-        if path.is_file():
-            files.append(path)
-        elif path.is_dir():
-            files.extend(
-                found
-                for found in sorted(path.rglob("*"))
-                if found.is_file()
-                and found.suffix.lower() in IMAGE_SUFFIXES
-                and not any(part.startswith(".") for part in found.relative_to(path).parts)
-            )
-        else:
-            raise PipelineError(f"no such file or folder: {path}")
-    return files
 
 
 def decoded_batches(files, image_size, batch_size, pool):
@@ -58,33 +35,45 @@ def decoded_batches(files, image_size, batch_size, pool):
         yield [future.result() for future in current]
 
 
-def predict_files(model, task, files, batch_size=64, threshold=THRESHOLD, progress=None, tta=False, top=0):
-    """Yield one result dict per file, in order: path, label, score (and with
-    top > 0, the top most probable classes); or path, error.
+def predict_files(
+    model, task, files, batch_size=64, threshold=THRESHOLD, progress=None, tta=False, top=0, reject=False
+):
+    """Yield one result dict per file, in order: path, label, score (and with top > 0,
+    the top most probable classes), and for a calibrated model known and novelty; or
+    path, error.
 
-    tta: average each image's probabilities with its mirror's (twice the model calls).
-    threshold: binary tasks only, on the probability of the second class.
+    A calibrated model's probabilities are calibrated (transfer.deployed); `known` is its
+    novelty score at or below the saved threshold. reject: label None for unknown photos.
+    tta: average each image's probabilities with its mirror's (twice the model calls), and
+    the two novelty scores. threshold: binary tasks only, on the probability of the second class.
     """
     if model.logit_width != task.logit_width:
         raise PipelineError(
             f"the model gives {model.logit_width} logits but classes.json names {task.num_classes} "
             f"classes ({task.logit_width} expected): they do not belong together"
         )
-    logits_of = with_mirror(model.logits, task) if tta else model.logits
+    novelty_threshold = model.calibration["novelty"]["threshold"] if model.calibration else None
+    if reject and novelty_threshold is None:
+        raise PipelineError(
+            "--reject needs a calibrated model: no calibration.json beside it "
+            "(run dvc repro, or use an export)"
+        )
+    run = with_mirror(model.run, task) if tta else model.run
     done = 0
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         for batch in decoded_batches(files, model.image_size, batch_size, pool):
             good = [image for image, _ in batch if image is not None]
-            logits = logits_of(np.stack(good)) if good else np.empty((0, task.logit_width))
-            probabilities = task.probabilities(logits)
+            outputs = run(np.stack(good)) if good else {"logits": np.empty((0, task.logit_width))}
+            probabilities = task.probabilities(outputs["logits"])
             predicted = task.predicted(probabilities, threshold)
             best = task.top(probabilities, top) if top else [None] * len(good)
-            results = iter(zip(probabilities, predicted, best))
+            novelty = outputs.get("novelty", np.full((len(good), 1), np.nan)).reshape(-1)
+            results = iter(zip(probabilities, predicted, best, novelty))
             for (image, error), path in zip(batch, files[done : done + len(batch)]):
                 if image is None:
                     yield {"path": str(path), "error": error}
                     continue
-                row, index, classes = next(results)
+                row, index, classes, score = next(results)
                 result = {
                     "path": str(path),
                     "label": task.class_names[index],
@@ -92,6 +81,11 @@ def predict_files(model, task, files, batch_size=64, threshold=THRESHOLD, progre
                 }
                 if classes is not None:
                     result["top"] = [[name, round(probability, 6)] for name, probability in classes]
+                if novelty_threshold is not None:
+                    result["known"] = bool(score <= novelty_threshold)
+                    result["novelty"] = round(float(score), 6)
+                    if reject and not result["known"]:
+                        result["label"] = None
                 yield result
             done += len(batch)
             if progress is not None:

@@ -93,6 +93,35 @@ def calibration_lines(calibration):
     ]
 
 
+def novelty_lines(novelty):
+    """The unknown-photo check (eval.json's `novelty`): acceptance of in-class photos at the
+    saved threshold, and the share of the unknown photos it rejects."""
+    unknown = novelty["unknown"]
+    rows = [
+        ("validation photos accepted", number(novelty["validation_accepted"])),
+        ("test photos accepted", number(novelty["test_accepted"])),
+    ]
+    if unknown["photos"]:
+        rows += [
+            (
+                f"unknown photos rejected ({unknown['photos']} in `{unknown['folder']}`)",
+                number(unknown["rejected"]),
+            ),
+            ("AUROC, test photos against the unknown ones", number(unknown["auroc_against_test"])),
+        ]
+    else:
+        rows.append(("unknown photos rejected", f"none in `{unknown['folder']}` (evaluate.unknown_photos)"))
+    return [
+        "## Photos of none of the classes (novelty check)",
+        "",
+        f"Score `{novelty['method']}`; a photo is unknown above {novelty['threshold']:.4g}, the threshold "
+        f"set on the validation split to accept at least {novelty['accept']:.0%} of it.",
+        "",
+        table(["", ""], rows),
+        "",
+    ]
+
+
 def run_report(params, evaluation, audit=None):
     """The Markdown text of metrics/report.md from params.yaml, metrics/eval.json and metrics/audit.json."""
     head, finetuned = evaluation["head"], evaluation["finetuned"]
@@ -131,6 +160,7 @@ def run_report(params, evaluation, audit=None):
         table(["class", "precision", "recall", "F1", "images"], per_class),
         "",
         *(calibration_lines(evaluation["calibration"]) if "calibration" in evaluation else []),
+        *(novelty_lines(evaluation["novelty"]) if "novelty" in evaluation else []),
         *(data_health(audit) if audit is not None else []),
         "## Figures",
         "",

@@ -1,0 +1,17 @@
+"""Stage 5: the fine-tuned model's temperature and novelty threshold -> models/calibration.json."""
+
+from transfer.calibrating import calibrate_model
+from transfer.errors import run_stage
+from transfer.io import write_json
+from transfer.params import load_params
+from transfer.runtime import RESOLVED_FILE, start
+
+
+def main():
+    params = load_params()
+    with start(params["runtime"], training=False, recorded=RESOLVED_FILE).scope():
+        write_json("metrics/calibrate.json", calibrate_model(params["calibrate"]))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,73 @@
+"""The calibrate stage's work: fit the fine-tuned model's temperature and novelty score.
+
+On the fine-tuned model's own outputs, without test-time augmentation (what every exported
+format computes): the temperature on the validation split's logits (transfer.calibration),
+the novelty statistics on the training split's pooled features (transfer.novelty), and the
+threshold on the validation split's novelty scores. Nothing here changes a decision.
+"""
+
+import keras
+import numpy as np
+
+from transfer.artifacts import MODEL, PREPARED, read_class_names, write_calibration
+from transfer.calibration import fit_temperature, scaled
+from transfer.model import load_model
+from transfer.novelty import (
+    accepted_share,
+    fit_mahalanobis,
+    get_method,
+    mahalanobis_scores,
+    max_probability_scores,
+    threshold_accepting,
+)
+from transfer.progress import Progress
+from transfer.shards import fixed_batches, image_count
+from transfer.task import Task
+
+
+def pooled_and_logits(model, split, batch_size, progress=None):
+    """(pooled features, logits, labels) of a classifier over one prepared split."""
+    both = keras.Model(model.input, [model.get_layer("pool").output, model.output])
+    pooled, logits, labels = [], [], []
+    for images, batch_labels, _, count in fixed_batches(PREPARED, split, batch_size, progress):
+        batch_pooled, batch_logits = both.predict_on_batch(images)
+        pooled.append(np.asarray(batch_pooled, np.float32)[:count])
+        logits.append(np.asarray(batch_logits, np.float64).reshape(len(batch_logits), -1)[:count])
+        labels.append(batch_labels)
+    return np.concatenate(pooled), np.concatenate(logits), np.concatenate(labels)
+
+
+def novelty_scores(method, task, temperature, statistics, pooled, logits):
+    """The novelty score of each photo, as transfer.deployed's graph computes it."""
+    if method.uses_features:
+        return mahalanobis_scores(pooled, statistics)
+    return max_probability_scores(task.probabilities(scaled(logits, temperature)))
+
+
+def calibrate_model(config):
+    """Write models/calibration.json and models/novelty.npz; returns metrics/calibrate.json's content."""
+    task = Task(read_class_names(MODEL))
+    model = load_model(MODEL)
+    method = get_method(config["novelty"])
+    splits = ["validation", "train"] if method.uses_features else ["validation"]
+    with Progress("calibrate: fine-tuned model", image_count(PREPARED, splits)) as progress:
+        outputs = {split: pooled_and_logits(model, split, config["batch_size"], progress) for split in splits}
+    pooled, logits, labels = outputs["validation"]
+    temperature = fit_temperature(task, labels, logits)
+    statistics = {}
+    if method.uses_features:
+        statistics = fit_mahalanobis(outputs["train"][0], outputs["train"][2], task.num_classes)
+    scores = novelty_scores(method, task, temperature, statistics, pooled, logits)
+    threshold = threshold_accepting(scores, config["accept"])
+    calibration = {
+        "temperature": temperature,
+        "fitted_on": "validation",
+        "novelty": {"method": method.name, "threshold": threshold, "accept": config["accept"]},
+    }
+    write_calibration("models", calibration, statistics)
+    return {
+        **calibration,
+        "validation_images": len(labels),
+        "validation_accepted": accepted_share(scores, threshold),
+        "features_fitted_on": len(outputs["train"][2]) if method.uses_features else 0,
+    }
