@@ -8,10 +8,9 @@ import pytest
 
 from tests.conftest import LITERT_TOLERANCE, PROJECT_ROOT, make_image
 from transfer.__main__ import main
-from transfer.images import load_image
+from transfer.images import find_images, load_image
 from transfer.io import file_sha256
 from transfer.model import build_base, build_classifier, build_head
-from transfer.images import find_images
 
 SIZE = 48
 

@@ -1,0 +1,160 @@
+"""The deployed model: the classifier with its temperature and novelty score inside, as
+`predict` runs it (Keras and LiteRT) on a small model with real ImageNet weights."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import LITERT_TOLERANCE, PROJECT_ROOT, SHARED
+from transfer.artifacts import read_calibration, write_calibration
+from transfer.calibration import scaled
+from transfer.images import find_images, load_image
+from transfer.model import build_base, build_classifier, build_head
+from transfer.novelty import fit_mahalanobis, mahalanobis_scores, max_probability_scores
+from transfer.task import Task
+
+SIZE = 48
+TEMPERATURE = 2.5
+
+
+def pooled_features(classifier, images):
+    import keras
+
+    return keras.Model(classifier.input, classifier.get_layer("pool").output).predict(images, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def photos(shared_photos):
+    """20 cats and dogs (the classes), and 12 flowers (none of them)."""
+    cats_dogs = [
+        *sorted((shared_photos / "train" / "cats").glob("*.jpg"))[:10],
+        *sorted((shared_photos / "train" / "dogs").glob("*.jpg"))[:10],
+    ]
+    flowers = sorted((SHARED / "data" / "flower_photos").rglob("*.jpg"))[::250][:12]
+    return cats_dogs, flowers
+
+
+@pytest.fixture(scope="module")
+def calibrated_dir(tmp_path_factory, shared_weights, photos):
+    """A classifier saved as finetune saves it, with a calibration beside it fitted on the
+    cats and dogs; the threshold at the median novelty of all photos, so about half are unknown."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    folder = tmp_path_factory.mktemp("calibrated")
+    classifier = build_classifier(build_base(SIZE, str(shared_weights)), build_head())
+    classifier.save(folder / "model.keras")
+    (folder / "classes.json").write_text(json.dumps({"class_names": ["cats", "dogs"]}))
+    cats_dogs, flowers = photos
+    images = np.stack([load_image(path, SIZE) for path in cats_dogs + flowers])
+    features = pooled_features(classifier, images)
+    statistics = fit_mahalanobis(features[:20], np.repeat([0, 1], 10), 2)
+    threshold = float(np.median(mahalanobis_scores(features, statistics)))
+    calibration = {
+        "temperature": TEMPERATURE,
+        "fitted_on": "validation",
+        "novelty": {"method": "mahalanobis", "threshold": threshold, "accept": 0.95},
+    }
+    write_calibration(folder, calibration, statistics)
+    return folder
+
+
+def test_the_deployed_model_divides_the_logits_and_scores_novelty(calibrated_dir, photos):
+    from transfer.deployed import load_deployed
+    from transfer.model import load_model
+
+    classifier = load_model(calibrated_dir / "model.keras")
+    deployed, calibration = load_deployed(calibrated_dir / "model.keras")
+    images = np.stack([load_image(path, SIZE) for path in photos[0][:4] + photos[1][:4]])
+    outputs = deployed.predict(images, verbose=0)
+    np.testing.assert_allclose(
+        outputs["logits"], classifier.predict(images, verbose=0) / TEMPERATURE, rtol=1e-5, atol=1e-6
+    )
+    _, statistics = read_calibration(calibrated_dir / "model.keras")
+    expected = mahalanobis_scores(pooled_features(classifier, images), statistics)
+    np.testing.assert_allclose(outputs["novelty"][:, 0], expected, rtol=1e-4)
+    assert calibration["novelty"]["method"] == "mahalanobis"
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_max_probability_novelty_is_one_minus_the_calibrated_top_probability(shared_weights, num_classes):
+    import keras
+
+    from transfer.deployed import deployed_model
+
+    keras.utils.set_random_seed(1)
+    task = Task([f"class_{index}" for index in range(num_classes)])
+    classifier = build_classifier(build_base(SIZE, str(shared_weights)), build_head(task.logit_width))
+    calibration = {"temperature": 0.7, "novelty": {"method": "max_probability", "threshold": 0.3}}
+    images = np.random.default_rng(0).integers(0, 256, (6, SIZE, SIZE, 3)).astype(np.float32)
+    outputs = deployed_model(classifier, calibration, {}).predict(images, verbose=0)
+    probabilities = task.probabilities(scaled(classifier.predict(images, verbose=0), 0.7))
+    np.testing.assert_allclose(outputs["novelty"][:, 0], max_probability_scores(probabilities), atol=1e-5)
+
+
+def predict(*args):
+    result = subprocess.run(
+        [sys.executable, "-m", "transfer", "predict", *map(str, args)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return result, [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("runtime", ["keras", "litert"])
+def test_predict_gives_calibrated_scores_known_and_novelty(
+    calibrated_dir, photos, runtime, user_cache, tmp_path
+):
+    from transfer.deployed import load_deployed
+
+    files = photos[0][::4] + photos[1][::3]
+    result, lines = predict(calibrated_dir / "model.keras", *files, "--runtime", runtime)
+    assert result.returncode == 0, result.stderr
+    deployed, calibration = load_deployed(calibrated_dir / "model.keras")
+    outputs = deployed.predict(np.stack([load_image(path, SIZE) for path in files]), verbose=0)
+    probabilities = Task(["cats", "dogs"]).probabilities(outputs["logits"])
+    threshold = calibration["novelty"]["threshold"]
+    tolerance = 1e-5 if runtime == "keras" else LITERT_TOLERANCE
+    for line, row, novelty in zip(lines, probabilities, outputs["novelty"][:, 0]):
+        assert list(line) == ["path", "label", "score", "known", "novelty"]
+        assert line["score"] == pytest.approx(row.max(), abs=tolerance)  # calibrated
+        assert line["novelty"] == pytest.approx(novelty, rel=1e-4)
+        if abs(novelty - threshold) > 1e-3 * threshold:
+            assert line["known"] == bool(novelty <= threshold)
+    assert {line["known"] for line in lines} == {True, False}
+
+
+def test_reject_prints_a_null_label_for_unknown_photos_only(calibrated_dir, photos, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in photos[0][:6] + photos[1][:6]:
+        (folder / f"{path.parent.name}_{path.name}").write_bytes(path.read_bytes())
+    (folder / "z_broken.jpg").write_text("not an image")
+    plain_result, plain = predict(calibrated_dir / "model.keras", folder, "--runtime", "keras")
+    result, rejecting = predict(calibrated_dir / "model.keras", folder, "--runtime", "keras", "--reject")
+    assert plain_result.returncode == result.returncode == 1  # the broken file, as without --reject
+    assert [line["path"] for line in rejecting] == [str(path) for path in find_images([folder])]
+    for line, plain_line in zip(rejecting, plain):
+        if "error" in line:
+            continue
+        assert line["label"] == (plain_line["label"] if plain_line["known"] else None)
+        assert {key: value for key, value in line.items() if key != "label"} == {
+            key: value for key, value in plain_line.items() if key != "label"
+        }
+    assert any(line.get("label") is None for line in rejecting)
+
+
+def test_reject_without_a_calibration_is_one_clear_error(calibrated_dir, photos, tmp_path):
+    for name in ("model.keras", "classes.json"):
+        (tmp_path / name).write_bytes((calibrated_dir / name).read_bytes())
+    result, lines = predict(tmp_path / "model.keras", photos[0][0], "--reject", "--runtime", "keras")
+    assert result.returncode == 2 and lines == []
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --reject needs a calibrated model")
+    # Without --reject an uncalibrated model still predicts, without known and novelty.
+    result, lines = predict(tmp_path / "model.keras", photos[0][0], "--runtime", "keras")
+    assert result.returncode == 0 and list(lines[0]) == ["path", "label", "score"]

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from transfer.errors import PipelineError
+from transfer.novelty import (
+    METHODS,
+    accepted_share,
+    auroc,
+    fit_mahalanobis,
+    get_method,
+    mahalanobis_scores,
+    max_probability_scores,
+    threshold_accepting,
+)
+from transfer.params import NOVELTY_METHODS
+
+
+def two_classes(rng, count=400, width=6):
+    """Two Gaussian classes sharing a correlated covariance."""
+    mixing = rng.normal(size=(width, width))
+    labels = np.repeat([0, 1], count // 2)
+    means = np.stack([np.zeros(width), np.full(width, 3.0)])
+    features = means[labels] + rng.normal(size=(count, width)) @ mixing
+    return features, labels, means, mixing.T @ mixing
+
+
+def test_the_score_is_the_mahalanobis_distance_to_the_nearest_class_mean():
+    rng = np.random.default_rng(0)
+    features, labels, _, _ = two_classes(rng)
+    statistics = fit_mahalanobis(features, labels, 2)
+    # Recomputed the textbook way from the statistics' own covariance (W Wt = inverse).
+    whitening = statistics["whitening"].astype(np.float64)
+    precision = whitening @ whitening.T
+    means = np.linalg.solve(whitening.T, statistics["centers"].astype(np.float64).T).T
+    probe = rng.normal(size=(5, features.shape[1])) * 4
+    expected = np.min(
+        [np.sqrt(np.einsum("ij,jk,ik->i", probe - mean, precision, probe - mean)) for mean in means], axis=0
+    )
+    np.testing.assert_allclose(mahalanobis_scores(probe, statistics), expected, rtol=1e-4)
+    # The class means are the training photos' means.
+    np.testing.assert_allclose(means, [features[labels == c].mean(0) for c in (0, 1)], atol=1e-4)
+
+
+def test_photos_far_from_every_class_score_higher_than_in_class_ones():
+    rng = np.random.default_rng(1)
+    features, labels, means, covariance = two_classes(rng)
+    statistics = fit_mahalanobis(features, labels, 2)
+    held_out, _, _, _ = two_classes(np.random.default_rng(2))
+    # Between the classes along the direction the covariance squeezes: close in Euclidean terms.
+    elsewhere = rng.normal(size=(200, features.shape[1])) @ np.linalg.cholesky(covariance).T * 0.3 + [
+        -6,
+        6,
+        -6,
+        6,
+        -6,
+        6,
+    ]
+    known, unknown = mahalanobis_scores(held_out, statistics), mahalanobis_scores(elsewhere, statistics)
+    threshold = threshold_accepting(known, 0.95)
+    assert accepted_share(known, threshold) >= 0.95
+    assert np.mean(unknown > threshold) > 0.9
+    assert auroc(known, unknown) > 0.95
+
+
+def test_a_class_without_training_photos_is_one_clear_error():
+    with pytest.raises(PipelineError, match="no training photo of class index 2"):
+        fit_mahalanobis(np.ones((4, 3)), [0, 1, 0, 1], 3)
+
+
+@pytest.mark.parametrize("accept", [0.5, 0.9, 0.95, 0.99])
+def test_the_threshold_accepts_at_least_the_share_asked_and_sits_between_two_scores(accept):
+    scores = np.random.default_rng(3).normal(size=275)
+    threshold = threshold_accepting(scores, accept)
+    assert accepted_share(scores, threshold) >= accept
+    # Strictly between two scores: a few ulps either way move no photo across it.
+    assert not np.any(np.isclose(scores, threshold, rtol=0, atol=1e-9))
+    assert accepted_share(scores, np.nextafter(threshold, -np.inf)) == accepted_share(scores, threshold)
+
+
+def test_auroc_is_the_rank_statistic_sklearn_computes_ties_included():
+    rng = np.random.default_rng(4)
+    known, unknown = rng.integers(0, 5, 50).astype(float), rng.integers(2, 8, 30).astype(float)
+    expected = roc_auc_score(np.r_[np.zeros(50), np.ones(30)], np.r_[known, unknown])
+    assert auroc(known, unknown) == pytest.approx(expected, abs=1e-12)
+
+
+def test_max_probability_is_one_minus_the_top_probability():
+    np.testing.assert_allclose(max_probability_scores([[0.2, 0.8], [0.5, 0.5]]), [0.2, 0.5])
+
+
+def test_the_params_schema_names_every_method():
+    assert set(NOVELTY_METHODS) == set(METHODS)
+    with pytest.raises(PipelineError, match="unknown novelty method 'energy'"):
+        get_method("energy")
