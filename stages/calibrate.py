@@ -10,7 +10,7 @@ from transfer.runtime import RESOLVED_FILE, start
 def main():
     params = load_params()
     with start(params["runtime"], training=False, recorded=RESOLVED_FILE).scope():
-        write_json("metrics/calibrate.json", calibrate_model(params["calibrate"]))
+        write_json("metrics/calibrate.json", calibrate_model(params["calibrate"], params["data"]["seed"]))
 
 
 if __name__ == "__main__":

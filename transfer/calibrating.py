@@ -12,14 +12,7 @@ import numpy as np
 from transfer.artifacts import MODEL, PREPARED, read_class_names, write_calibration
 from transfer.calibration import fit_temperature, scaled
 from transfer.model import load_model
-from transfer.novelty import (
-    accepted_share,
-    fit_mahalanobis,
-    get_method,
-    mahalanobis_scores,
-    max_probability_scores,
-    threshold_accepting,
-)
+from transfer.novelty import accepted_share, get_method, threshold_accepting
 from transfer.progress import Progress
 from transfer.shards import fixed_batches, image_count
 from transfer.task import Task
@@ -37,14 +30,7 @@ def pooled_and_logits(model, split, batch_size, progress=None):
     return np.concatenate(pooled), np.concatenate(logits), np.concatenate(labels)
 
 
-def novelty_scores(method, task, temperature, statistics, pooled, logits):
-    """The novelty score of each photo, as transfer.deployed's graph computes it."""
-    if method.uses_features:
-        return mahalanobis_scores(pooled, statistics)
-    return max_probability_scores(task.probabilities(scaled(logits, temperature)))
-
-
-def calibrate_model(config):
+def calibrate_model(config, seed):
     """Write models/calibration.json and models/novelty.npz; returns metrics/calibrate.json's content."""
     task = Task(read_class_names(MODEL))
     model = load_model(MODEL)
@@ -54,20 +40,19 @@ def calibrate_model(config):
         outputs = {split: pooled_and_logits(model, split, config["batch_size"], progress) for split in splits}
     pooled, logits, labels = outputs["validation"]
     temperature = fit_temperature(task, labels, logits)
-    statistics = {}
-    if method.uses_features:
-        statistics = fit_mahalanobis(outputs["train"][0], outputs["train"][2], task.num_classes)
-    scores = novelty_scores(method, task, temperature, statistics, pooled, logits)
-    threshold = threshold_accepting(scores, config["accept"])
-    calibration = {
-        "temperature": temperature,
-        "fitted_on": "validation",
-        "novelty": {"method": method.name, "threshold": threshold, "accept": config["accept"]},
-    }
+    settings = {"method": method.name, "accept": config["accept"]}
+    if method.name == "knn":
+        settings.update(neighbours=config["neighbours"], bank_size=config["bank_size"])
+    train_pooled, _, train_labels = outputs.get("train", (None, None, None))
+    statistics = method.fit(train_pooled, train_labels, task.num_classes, settings, seed)
+    probabilities = task.probabilities(scaled(logits, temperature))
+    scores = method.scores(pooled, probabilities, statistics, settings)
+    settings["threshold"] = threshold_accepting(scores, config["accept"])
+    calibration = {"temperature": temperature, "fitted_on": "validation", "novelty": settings}
     write_calibration("models", calibration, statistics)
     return {
         **calibration,
         "validation_images": len(labels),
-        "validation_accepted": accepted_share(scores, threshold),
+        "validation_accepted": accepted_share(scores, settings["threshold"]),
         "features_fitted_on": len(outputs["train"][2]) if method.uses_features else 0,
     }

@@ -46,6 +46,38 @@ class NearestClassDistance(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="transfer")
+class KthNeighbourDistance(layers.Layer):
+    """Pooled features -> 1 - their cosine similarity to the k-th nearest row of a bank of
+    unit-length training features (N, 1): transfer.novelty.knn_scores (frozen weights)."""
+
+    def __init__(self, bank_size, feature_width, neighbours, **kwargs):
+        super().__init__(**kwargs)
+        self.bank_size = bank_size
+        self.feature_width = feature_width
+        self.neighbours = neighbours
+        self.bank = self.add_weight(
+            shape=(bank_size, feature_width), initializer="zeros", trainable=False, name="bank"
+        )
+
+    def call(self, features):
+        # The norm as a root of squares, not ops.norm: its MUL would share an op type with the
+        # backbone's, which the int8 export keeps quantized (transfer.export.INT8_FLOAT_OPS).
+        norm = ops.sqrt(ops.sum(ops.square(features), axis=-1, keepdims=True))
+        unit = features / ops.maximum(norm, 1e-12)
+        similarities = ops.matmul(unit, ops.transpose(self.bank))
+        nearest, _ = ops.top_k(similarities, k=min(self.neighbours, self.bank_size))
+        return 1 - nearest[:, -1:]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "bank_size": self.bank_size,
+            "feature_width": self.feature_width,
+            "neighbours": self.neighbours,
+        }
+
+
+@keras.saving.register_keras_serializable(package="transfer")
 class LeastProbableTop(layers.Layer):
     """Logits -> 1 - the largest probability (N, 1): the max_probability novelty score."""
 
@@ -55,19 +87,31 @@ class LeastProbableTop(layers.Layer):
         return 1 - ops.max(ops.softmax(logits, axis=-1), axis=-1, keepdims=True)
 
 
+# calibration.json's novelty method -> (settings, statistics) -> (its layer, the layer's weights).
+NOVELTY_LAYERS = {
+    "knn": lambda settings, statistics: (
+        KthNeighbourDistance(
+            *statistics["bank"].shape, settings["neighbours"], name="novelty", dtype="float32"
+        ),
+        [statistics["bank"]],
+    ),
+    "mahalanobis": lambda settings, statistics: (
+        NearestClassDistance(*statistics["centers"].shape[::-1], name="novelty", dtype="float32"),
+        [statistics["whitening"], statistics["centers"]],
+    ),
+    "max_probability": lambda settings, statistics: (LeastProbableTop(name="novelty", dtype="float32"), []),
+}
+
+
 def deployed_model(model, calibration, statistics):
     """The classifier with its temperature and novelty score: image -> {logits, novelty}."""
     temperature = layers.Rescaling(1 / calibration["temperature"], name="temperature", dtype="float32")
     logits = temperature(model.output)
-    method = get_method(calibration["novelty"]["method"])
-    if method.uses_features:
-        pooled = model.get_layer("pool").output
-        centers = statistics["centers"]
-        distance = NearestClassDistance(centers.shape[1], centers.shape[0], name="novelty", dtype="float32")
-        novelty = distance(pooled)
-        distance.set_weights([statistics["whitening"], centers])
-    else:
-        novelty = LeastProbableTop(name="novelty", dtype="float32")(logits)
+    settings = calibration["novelty"]
+    novelty_layer, weights = NOVELTY_LAYERS[settings["method"]](settings, statistics)
+    scored = model.get_layer("pool").output if get_method(settings["method"]).uses_features else logits
+    novelty = novelty_layer(scored)
+    novelty_layer.set_weights(weights)
     outputs = dict(zip(DEPLOYED_OUTPUTS, (logits, novelty)))
     return keras.Model(model.input, outputs, name="deployed")
 

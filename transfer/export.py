@@ -92,11 +92,25 @@ def export_saved_model(model, task, calibration, path):
     write_json(extra / CALIBRATION_FILE, calibration)
 
 
-# What the int8 file computes in float32: the head's and the novelty score's ops (dense
-# layers, differences, sums, the minimum over classes, the root). Quantized, their ranges
-# come from training photos, and a photo of none of the classes, whose distance lies beyond
-# them, would be clipped to a known one's; the backbone, nearly all of the work, stays int8.
-INT8_FLOAT_OPS = ("FULLY_CONNECTED", "SQUARED_DIFFERENCE", "SUM", "REDUCE_MIN", "SQRT", "EXPAND_DIMS")
+# What the int8 file computes in float32: the head's and the novelty score's op types (dense
+# layers and matrix products, the norm, top-k, differences, sums, minimum, root). Quantized,
+# their ranges would come from training photos, and a photo of none of the classes, whose
+# score lies beyond them, would be clipped to a known one's; the backbone, nearly all of the
+# work, stays int8 (none of these op types is in MobileNetV2's backbone).
+INT8_FLOAT_OPS = (
+    "FULLY_CONNECTED",
+    "SQUARE",
+    "SUM",
+    "SQRT",
+    "MAXIMUM",
+    "DIV",
+    "TOPK_V2",
+    "STRIDED_SLICE",
+    "SUB",
+    "SQUARED_DIFFERENCE",
+    "REDUCE_MIN",
+    "EXPAND_DIMS",
+)
 
 
 def export_tflite(saved_model, task, calibration, path, representative_images=None, progress=None):

@@ -111,7 +111,6 @@ def tflite_bytes(saved_model, representative_images=None, progress=None, float_o
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
     if representative_images is not None:
-
         counted = [0]  # selective quantization runs the images twice: count the first run
 
         def calibration_inputs():

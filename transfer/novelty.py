@@ -1,50 +1,54 @@
 """Photos of none of the classes: a novelty score per photo, and the threshold above which
 a photo is called unknown. NumPy only (a .tflite `predict` never loads TensorFlow).
 
-Two scores, a small registry (calibrate.novelty picks one):
+Three scores, a small registry (calibrate.novelty picks one), each computed from the
+fine-tuned model's own outputs; docs/novelty.md has what each scores on the shared proxies.
 
-- mahalanobis (the default): the distance of a photo's pooled features to the nearest
-  class mean, with one covariance shared by the classes (Lee et al., 2018), fitted on
-  the training photos' features of the fine-tuned model. The covariance is Ledoit-Wolf
-  shrunk: 1,280 features from a few thousand photos would give a singular estimate.
-  Stored whitened: `whitening` W (lower-triangular, W Wᵀ = Σ⁻¹) and the class means
-  times W, so the score is min_c ‖f W − μ_c W‖, a matrix product and a norm, the same
-  arithmetic in NumPy, Keras, the SavedModel and TFLite (transfer.deployed).
+- knn (the default): 1 − the cosine similarity of a photo's pooled features to its
+  k-th nearest training photo (Sun et al., 2022). Stored as `bank`, the unit-length
+  features of up to calibrate.bank_size training photos; the score is a matrix product
+  and a top-k, the same arithmetic in NumPy, Keras, the SavedModel and TFLite.
+- mahalanobis: the distance of the pooled features to the nearest class mean, with one
+  covariance shared by the classes (Lee et al., 2018), Ledoit-Wolf shrunk (1,280
+  features from a few thousand photos would give a singular estimate). Stored whitened:
+  `whitening` W (W Wᵀ = Σ⁻¹) and `centers`, the class means times W: min_c ‖f W − μ_c W‖.
+  Its size does not grow with the training set, but it separates the flowers proxy less well.
 - max_probability: 1 − the largest calibrated probability (Hendrycks and Gimpel, 2017).
   Needs nothing beyond the logits, but for two classes a photo of neither is often
-  confidently one of them: on the shared proxies it rejects far fewer (docs/novelty.md).
+  confidently one of them: it rejects far fewer.
 
 Higher is more novel. The threshold is the validation split's `accept` quantile, taken
 so that at least that share of in-class validation photos is accepted (novelty <= it).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from transfer.errors import PipelineError
+from transfer.neighbours import unit_rows
 
 
-@dataclass(frozen=True)
-class NoveltyMethod:
-    name: str
-    uses_features: bool  # pooled features of the training photos are needed to fit it
+def fit_knn(features, labels, num_classes, settings, seed):
+    """{'bank': the unit-length features of at most settings['bank_size'] training photos (a
+    seeded random choice when there are more), float32}."""
+    features = np.asarray(features)
+    if len(features) > settings["bank_size"]:
+        chosen = np.random.default_rng(seed).choice(len(features), settings["bank_size"], replace=False)
+        features = features[np.sort(chosen)]
+    return {"bank": unit_rows(features)}
 
 
-METHODS = {
-    "mahalanobis": NoveltyMethod("mahalanobis", uses_features=True),
-    "max_probability": NoveltyMethod("max_probability", uses_features=False),
-}
-DEFAULT = "mahalanobis"
+def knn_scores(features, probabilities, statistics, settings):
+    """1 - the cosine similarity of each row of features to its k-th nearest bank row (N,)."""
+    bank = statistics["bank"].astype(np.float64)
+    similarities = unit_rows(features).astype(np.float64) @ bank.T
+    k = min(settings["neighbours"], len(bank))
+    return 1 - np.partition(similarities, len(bank) - k, axis=1)[:, len(bank) - k]
 
 
-def get_method(name):
-    if name not in METHODS:
-        raise PipelineError(f"unknown novelty method {name!r}: one of {', '.join(METHODS)}")
-    return METHODS[name]
-
-
-def fit_mahalanobis(features, labels, num_classes):
+def fit_mahalanobis(features, labels, num_classes, settings=None, seed=None):
     """{'whitening': D x D, 'centers': K x D (the class means, whitened)}, float32."""
     from sklearn.covariance import LedoitWolf
 
@@ -62,7 +66,7 @@ def fit_mahalanobis(features, labels, num_classes):
     }
 
 
-def mahalanobis_scores(features, statistics):
+def mahalanobis_scores(features, probabilities, statistics, settings=None):
     """The distance of each row of features to its nearest class mean (N,)."""
     whitened = np.asarray(features, dtype=np.float64) @ statistics["whitening"].astype(np.float64)
     centers = statistics["centers"].astype(np.float64)
@@ -70,8 +74,34 @@ def mahalanobis_scores(features, statistics):
     return np.sqrt(squared.min(axis=1))
 
 
-def max_probability_scores(probabilities):
+def max_probability_scores(features, probabilities, statistics=None, settings=None):
     return 1 - np.asarray(probabilities, dtype=np.float64).max(axis=1)
+
+
+@dataclass(frozen=True)
+class NoveltyMethod:
+    """fit(features, labels, num_classes, settings, seed) -> statistics (name -> array);
+    scores(features, calibrated probabilities, statistics, settings) -> (N,), higher more novel.
+    settings: calibration.json's `novelty` (the method's own keys: `neighbours`, `bank_size`)."""
+
+    name: str
+    uses_features: bool  # pooled features of the training photos are needed to fit it
+    fit: Callable
+    scores: Callable
+
+
+METHODS = {
+    "knn": NoveltyMethod("knn", True, fit_knn, knn_scores),
+    "mahalanobis": NoveltyMethod("mahalanobis", True, fit_mahalanobis, mahalanobis_scores),
+    "max_probability": NoveltyMethod("max_probability", False, lambda *arguments: {}, max_probability_scores),
+}
+DEFAULT = "knn"
+
+
+def get_method(name):
+    if name not in METHODS:
+        raise PipelineError(f"unknown novelty method {name!r}: one of {', '.join(METHODS)}")
+    return METHODS[name]
 
 
 def threshold_accepting(scores, accept):

@@ -23,7 +23,7 @@ INFERENCE_RUNTIMES = ("tensorflow", "litert")  # what runs a frozen network: see
 OPTIMIZERS = ("rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
 CLASS_WEIGHTS = ("none", "balanced")
-NOVELTY_METHODS = ("mahalanobis", "max_probability")  # transfer.novelty.METHODS
+NOVELTY_METHODS = ("knn", "mahalanobis", "max_probability")  # transfer.novelty.METHODS
 
 
 def _positive_int(value):
@@ -166,8 +166,10 @@ SCHEMA = {
         **PHASE_KEYS,
     },
     "calibrate": _section(
-        novelty=(_one_of(NOVELTY_METHODS), "mahalanobis"),
-        accept=((_fraction_in_open_unit, "a fraction in (0, 1)"), 0.95),
+        novelty=(_one_of(NOVELTY_METHODS), "knn"),
+        accept=((_fraction_in_open_unit, "a fraction in (0, 1)"), 0.98),
+        neighbours=(INT, 5),
+        bank_size=(INT, 10000),
         batch_size=(INT, 64),
     ),
     "evaluate": _section(
