@@ -13,7 +13,7 @@ from transfer.artifacts import read_calibration, write_calibration
 from transfer.calibration import scaled
 from transfer.images import find_images, load_image
 from transfer.model import build_base, build_classifier, build_head
-from transfer.novelty import fit_mahalanobis, mahalanobis_scores, max_probability_scores
+from transfer.novelty import get_method, max_probability_scores
 from transfer.task import Task
 
 SIZE = 48
@@ -51,13 +51,11 @@ def calibrated_dir(tmp_path_factory, shared_weights, photos):
     cats_dogs, flowers = photos
     images = np.stack([load_image(path, SIZE) for path in cats_dogs + flowers])
     features = pooled_features(classifier, images)
-    statistics = fit_mahalanobis(features[:20], np.repeat([0, 1], 10), 2)
-    threshold = float(np.median(mahalanobis_scores(features, statistics)))
-    calibration = {
-        "temperature": TEMPERATURE,
-        "fitted_on": "validation",
-        "novelty": {"method": "mahalanobis", "threshold": threshold, "accept": 0.95},
-    }
+    settings = {"method": "knn", "accept": 0.95, "neighbours": 3, "bank_size": 100}
+    statistics = get_method("knn").fit(features[:20], np.repeat([0, 1], 10), 2, settings, 0)
+    # Scored on every photo, the bank's own included: the median splits them in two.
+    settings["threshold"] = float(np.median(get_method("knn").scores(features, None, statistics, settings)))
+    calibration = {"temperature": TEMPERATURE, "fitted_on": "validation", "novelty": settings}
     write_calibration(folder, calibration, statistics)
     return folder
 
@@ -74,9 +72,26 @@ def test_the_deployed_model_divides_the_logits_and_scores_novelty(calibrated_dir
         outputs["logits"], classifier.predict(images, verbose=0) / TEMPERATURE, rtol=1e-5, atol=1e-6
     )
     _, statistics = read_calibration(calibrated_dir / "model.keras")
-    expected = mahalanobis_scores(pooled_features(classifier, images), statistics)
+    settings = calibration["novelty"]
+    expected = get_method("knn").scores(pooled_features(classifier, images), None, statistics, settings)
+    np.testing.assert_allclose(outputs["novelty"][:, 0], expected, atol=1e-5)
+
+
+def test_the_deployed_mahalanobis_score_is_numpys(calibrated_dir, photos):
+    from transfer.deployed import deployed_model
+    from transfer.model import load_model
+
+    classifier = load_model(calibrated_dir / "model.keras")
+    images = np.stack([load_image(path, SIZE) for path in photos[0] + photos[1]])
+    features = pooled_features(classifier, images)
+    method = get_method("mahalanobis")
+    statistics = method.fit(features[:20], np.repeat([0, 1], 10), 2, {}, 0)
+    calibration = {"temperature": 1.0, "novelty": {"method": "mahalanobis", "threshold": 1.0}}
+    outputs = deployed_model(classifier, calibration, statistics).predict(images, verbose=0)
+    expected = method.scores(features, None, statistics, {})
     np.testing.assert_allclose(outputs["novelty"][:, 0], expected, rtol=1e-4)
-    assert calibration["novelty"]["method"] == "mahalanobis"
+    # The flowers, none of the classes, lie further from both class means than any cat or dog.
+    assert expected[20:].min() > expected[:20].max()
 
 
 @pytest.mark.parametrize("num_classes", [2, 3])
@@ -92,7 +107,7 @@ def test_max_probability_novelty_is_one_minus_the_calibrated_top_probability(sha
     images = np.random.default_rng(0).integers(0, 256, (6, SIZE, SIZE, 3)).astype(np.float32)
     outputs = deployed_model(classifier, calibration, {}).predict(images, verbose=0)
     probabilities = task.probabilities(scaled(classifier.predict(images, verbose=0), 0.7))
-    np.testing.assert_allclose(outputs["novelty"][:, 0], max_probability_scores(probabilities), atol=1e-5)
+    np.testing.assert_allclose(outputs["novelty"][:, 0], max_probability_scores(None, probabilities), atol=1e-5)
 
 
 def predict(*args):

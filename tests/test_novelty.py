@@ -7,8 +7,10 @@ from transfer.novelty import (
     METHODS,
     accepted_share,
     auroc,
+    fit_knn,
     fit_mahalanobis,
     get_method,
+    knn_scores,
     mahalanobis_scores,
     max_probability_scores,
     threshold_accepting,
@@ -37,7 +39,7 @@ def test_the_score_is_the_mahalanobis_distance_to_the_nearest_class_mean():
     expected = np.min(
         [np.sqrt(np.einsum("ij,jk,ik->i", probe - mean, precision, probe - mean)) for mean in means], axis=0
     )
-    np.testing.assert_allclose(mahalanobis_scores(probe, statistics), expected, rtol=1e-4)
+    np.testing.assert_allclose(mahalanobis_scores(probe, None, statistics), expected, rtol=1e-4)
     # The class means are the training photos' means.
     np.testing.assert_allclose(means, [features[labels == c].mean(0) for c in (0, 1)], atol=1e-4)
 
@@ -47,16 +49,11 @@ def test_photos_far_from_every_class_score_higher_than_in_class_ones():
     features, labels, means, covariance = two_classes(rng)
     statistics = fit_mahalanobis(features, labels, 2)
     held_out, _, _, _ = two_classes(np.random.default_rng(2))
-    # Between the classes along the direction the covariance squeezes: close in Euclidean terms.
-    elsewhere = rng.normal(size=(200, features.shape[1])) @ np.linalg.cholesky(covariance).T * 0.3 + [
-        -6,
-        6,
-        -6,
-        6,
-        -6,
-        6,
-    ]
-    known, unknown = mahalanobis_scores(held_out, statistics), mahalanobis_scores(elsewhere, statistics)
+    # Away from both classes, and spread as they are: no further in Euclidean terms than they are apart.
+    shift = np.array([-6.0, 6.0] * 3)
+    elsewhere = rng.normal(size=(200, features.shape[1])) @ np.linalg.cholesky(covariance).T * 0.3 + shift
+    known = mahalanobis_scores(held_out, None, statistics)
+    unknown = mahalanobis_scores(elsewhere, None, statistics)
     threshold = threshold_accepting(known, 0.95)
     assert accepted_share(known, threshold) >= 0.95
     assert np.mean(unknown > threshold) > 0.9
@@ -86,10 +83,33 @@ def test_auroc_is_the_rank_statistic_sklearn_computes_ties_included():
 
 
 def test_max_probability_is_one_minus_the_top_probability():
-    np.testing.assert_allclose(max_probability_scores([[0.2, 0.8], [0.5, 0.5]]), [0.2, 0.5])
+    np.testing.assert_allclose(max_probability_scores(None, [[0.2, 0.8], [0.5, 0.5]]), [0.2, 0.5])
 
 
 def test_the_params_schema_names_every_method():
     assert set(NOVELTY_METHODS) == set(METHODS)
     with pytest.raises(PipelineError, match="unknown novelty method 'energy'"):
         get_method("energy")
+
+
+def test_knn_is_one_minus_the_cosine_similarity_to_the_kth_nearest_training_photo():
+    rng = np.random.default_rng(5)
+    train, probe = rng.normal(size=(50, 8)), rng.normal(size=(7, 8))
+    settings = {"neighbours": 3, "bank_size": 100}
+    statistics = fit_knn(train, None, 2, settings, seed=0)
+    unit = lambda rows: rows / np.linalg.norm(rows, axis=1, keepdims=True)  # noqa: E731
+    similarities = unit(probe) @ unit(train).T
+    expected = 1 - np.sort(similarities, axis=1)[:, -3]
+    np.testing.assert_allclose(knn_scores(probe, None, statistics, settings), expected, atol=1e-6)
+    # A training photo itself is at distance 0 from its nearest neighbour.
+    nearest = knn_scores(train[:4], None, statistics, {"neighbours": 1})
+    np.testing.assert_allclose(nearest, 0, atol=1e-6)
+
+
+def test_the_knn_bank_keeps_a_seeded_choice_of_at_most_bank_size_photos():
+    train = np.random.default_rng(6).normal(size=(40, 4))
+    settings = {"neighbours": 2, "bank_size": 10}
+    first, again = (fit_knn(train, None, 2, settings, seed=1)["bank"] for _ in range(2))
+    assert first.shape == (10, 4) and np.array_equal(first, again)
+    assert not np.array_equal(first, fit_knn(train, None, 2, settings, seed=2)["bank"])
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1, atol=1e-6)

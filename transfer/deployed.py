@@ -87,20 +87,17 @@ class LeastProbableTop(layers.Layer):
         return 1 - ops.max(ops.softmax(logits, axis=-1), axis=-1, keepdims=True)
 
 
-# calibration.json's novelty method -> (settings, statistics) -> (its layer, the layer's weights).
-NOVELTY_LAYERS = {
-    "knn": lambda settings, statistics: (
-        KthNeighbourDistance(
-            *statistics["bank"].shape, settings["neighbours"], name="novelty", dtype="float32"
-        ),
-        [statistics["bank"]],
-    ),
-    "mahalanobis": lambda settings, statistics: (
-        NearestClassDistance(*statistics["centers"].shape[::-1], name="novelty", dtype="float32"),
-        [statistics["whitening"], statistics["centers"]],
-    ),
-    "max_probability": lambda settings, statistics: (LeastProbableTop(name="novelty", dtype="float32"), []),
-}
+def novelty_layer(settings, statistics):
+    """(the layer computing calibration.json's novelty method, its weights)."""
+    options = {"name": "novelty", "dtype": "float32"}
+    if settings["method"] == "knn":
+        bank = statistics["bank"]
+        return KthNeighbourDistance(*bank.shape, settings["neighbours"], **options), [bank]
+    if settings["method"] == "mahalanobis":
+        centers = statistics["centers"]
+        layer = NearestClassDistance(centers.shape[1], centers.shape[0], **options)
+        return layer, [statistics["whitening"], centers]
+    return LeastProbableTop(**options), []
 
 
 def deployed_model(model, calibration, statistics):
@@ -108,10 +105,10 @@ def deployed_model(model, calibration, statistics):
     temperature = layers.Rescaling(1 / calibration["temperature"], name="temperature", dtype="float32")
     logits = temperature(model.output)
     settings = calibration["novelty"]
-    novelty_layer, weights = NOVELTY_LAYERS[settings["method"]](settings, statistics)
+    layer, weights = novelty_layer(settings, statistics)
     scored = model.get_layer("pool").output if get_method(settings["method"]).uses_features else logits
-    novelty = novelty_layer(scored)
-    novelty_layer.set_weights(weights)
+    novelty = layer(scored)
+    layer.set_weights(weights)
     outputs = dict(zip(DEPLOYED_OUTPUTS, (logits, novelty)))
     return keras.Model(model.input, outputs, name="deployed")
 
