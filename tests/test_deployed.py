@@ -107,7 +107,9 @@ def test_max_probability_novelty_is_one_minus_the_calibrated_top_probability(sha
     images = np.random.default_rng(0).integers(0, 256, (6, SIZE, SIZE, 3)).astype(np.float32)
     outputs = deployed_model(classifier, calibration, {}).predict(images, verbose=0)
     probabilities = task.probabilities(scaled(classifier.predict(images, verbose=0), 0.7))
-    np.testing.assert_allclose(outputs["novelty"][:, 0], max_probability_scores(None, probabilities), atol=1e-5)
+    np.testing.assert_allclose(
+        outputs["novelty"][:, 0], max_probability_scores(None, probabilities), atol=1e-5
+    )
 
 
 def predict(*args):

@@ -19,6 +19,7 @@ from tests.conftest import (
     FEATURE_TOLERANCE,
     LITERT_TOLERANCE,
     PROJECT_ROOT,
+    SHARED,
     STAGES,
     copy_shared_subset,
     jpeg_with_orientation,
@@ -30,7 +31,9 @@ from tests.conftest import (
     stages_run,
 )
 from transfer.images import load_image
+from transfer.inference import calibration_companions
 from transfer.io import file_sha256
+from transfer.litert import conversion_key
 from transfer.model import load_model
 from transfer.shards import SPLITS
 
@@ -42,7 +45,9 @@ LONG_STEPS = [
     "audit: reading photos",
     "audit: comparing candidate duplicates",
     "finetune: caching the frozen bottom",
+    "calibrate: fine-tuned model",
     "evaluate: fine-tuned model",
+    "evaluate: novelty",
     "export: converting",
     "export: int8 calibration",
     "export: measuring every format",
@@ -57,6 +62,10 @@ def repo(tmp_path_factory, shared_photos, shared_weights):
     tmp = tmp_path_factory.mktemp("e2e")
     photos = copy_shared_subset(tmp / "photos", per_class=150)
     (photos / "dogs" / "notes.jpg").write_text("a text file named .jpg")
+    unknown = tmp / "flowers"  # photos of none of the classes, from the other shared set
+    unknown.mkdir()
+    for path in flower_photos()[:40]:
+        (unknown / f"{path.parent.name}_{path.name}").write_bytes(path.read_bytes())
     # A cat in the dogs' folder, resized and re-saved: what the audit is there to find.
     with Image.open(photos / "cats" / CAT_ORIGINAL) as cat:
         cat.resize((cat.width * 4 // 5, cat.height * 4 // 5)).save(photos / "dogs" / CAT_COPY, quality=70)
@@ -73,7 +82,13 @@ def repo(tmp_path_factory, shared_photos, shared_weights):
         finetune__epochs=1,
         export__calibration_images=200,
         export__latency_images=5,
+        evaluate__unknown_photos=str(unknown),
     )
+
+
+def flower_photos():
+    """Every 60th shared flower photo, of all five kinds: 49 photos."""
+    return sorted((SHARED / "data" / "flower_photos").rglob("*.jpg"))[::60]
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +114,8 @@ def test_repro_runs_every_stage_and_writes_every_output(repo):
         "plots/roc",
         "plots/precision_recall",
         "models/classes.json",
+        "models/calibration.json",
+        "models/novelty.npz",
         "export",
         "metrics/export.json",
         "metrics/audit.json",
@@ -193,6 +210,17 @@ def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
     assert calibration["validation"]["log_loss_before"] == pytest.approx(evaluation["validation"]["loss"])
     bins = list(csv.DictReader((repo / "plots" / "reliability" / "before.csv").open()))
     assert sum(int(row["images"]) for row in bins) == evaluation["test_images"]
+    # The calibrate stage's temperature is the one evaluate reports; its threshold accepts at
+    # least 98% of the validation photos, in the stage's NumPy and in evaluate's Keras graph.
+    calibrate = json.loads((repo / "metrics" / "calibrate.json").read_text())
+    novelty = evaluation["novelty"]
+    assert calibrate["temperature"] == calibration["temperature"]
+    assert calibrate["novelty"]["threshold"] == novelty["threshold"] and novelty["method"] == "knn"
+    assert calibrate["validation_accepted"] >= 0.98 and novelty["validation_accepted"] >= 0.98
+    assert novelty["test_accepted"] >= 0.9
+    # The 40 flower photos: most are rejected, and they rank above the test photos.
+    assert novelty["unknown"]["photos"] == 40 and novelty["unknown"]["unreadable"] == 0
+    assert novelty["unknown"]["rejected"] >= 0.8 and novelty["unknown"]["auroc_against_test"] >= 0.9
     prepared = json.loads((repo / "metrics" / "prepare.json").read_text())
     assert sum(prepared[split]["total"] for split in SPLITS) == 301  # 150 + 150 and the copied cat
     assert prepared["skipped"] == 1
@@ -329,10 +357,20 @@ def prepared_test_images(repo):
 
 
 def keras_probabilities(repo, images):
+    """Calibrated probabilities of the second class: the fine-tuned model's logits divided
+    by the temperature that the calibrate stage saved beside it."""
     import keras
 
     model = keras.models.load_model(repo / "models" / "model.keras", safe_mode=True)
-    return 1 / (1 + np.exp(-model.predict(images, verbose=0).reshape(-1)))
+    temperature = json.loads((repo / "models" / "calibration.json").read_text())["temperature"]
+    return 1 / (1 + np.exp(-model.predict(images, verbose=0).reshape(-1) / temperature))
+
+
+def keras_novelty(repo, images):
+    from transfer.deployed import load_deployed
+
+    deployed, _ = load_deployed(repo / "models" / "model.keras")
+    return np.asarray(deployed.predict(images, verbose=0)["novelty"]).reshape(-1)
 
 
 def test_saved_model_serves_photo_files_as_predict_sees_them(repo, tmp_path):
@@ -377,23 +415,22 @@ def test_tflite_models_run_in_litert_and_in_predict(repo, tmp_path, user_cache):
     repo, _ = repo
     images = prepared_test_images(repo)
     np.save(tmp_path / "images.npy", images)
+    # What a client of the file does, with LiteRT alone: its signature's named outputs.
     script = (
         "import sys, numpy as np\n"
         "from ai_edge_litert.interpreter import Interpreter\n"
         "images = np.load(sys.argv[2]).astype(np.float32)\n"
-        "interpreter = Interpreter(model_path=sys.argv[1])\n"
-        "interpreter.resize_tensor_input(interpreter.get_input_details()[0]['index'], images.shape)\n"
-        "interpreter.allocate_tensors()\n"
-        "interpreter.set_tensor(interpreter.get_input_details()[0]['index'], images)\n"
-        "interpreter.invoke()\n"
-        "np.save(sys.argv[3], interpreter.get_tensor(interpreter.get_output_details()[0]['index']))\n"
+        "runner = Interpreter(model_path=sys.argv[1]).get_signature_runner('serving_default')\n"
+        "(name,) = runner.get_input_details()\n"
+        "outputs = runner(**{name: images})\n"
+        "np.savez(sys.argv[3], logits=outputs['logits'], novelty=outputs['novelty'])\n"
         "assert 'tensorflow' not in sys.modules\n"
     )
     from transfer.inference import TFLiteModel
 
-    expected = {"float32": keras_probabilities(repo, images)}
-    int8_logits = TFLiteModel(repo / "export" / "model_int8.tflite").logits(images).reshape(-1)
-    expected["int8"] = 1 / (1 + np.exp(-int8_logits))
+    expected = {"float32": (keras_probabilities(repo, images), keras_novelty(repo, images))}
+    int8 = TFLiteModel(repo / "export" / "model_int8.tflite").run(images)
+    expected["int8"] = (1 / (1 + np.exp(-int8["logits"].reshape(-1))), int8["novelty"].reshape(-1))
     # float32 must match Keras; int8 must give in a LiteRT-only process what export measured.
     for name, tolerance in (("float32", 1e-3), ("int8", 1e-5)):
         model = repo / "export" / f"model_{name}.tflite"
@@ -403,11 +440,14 @@ def test_tflite_models_run_in_litert_and_in_predict(repo, tmp_path, user_cache):
             script,
             str(model),
             str(tmp_path / "images.npy"),
-            str(tmp_path / "out.npy"),
+            str(tmp_path / "out.npz"),
         ]
         run(command, tmp_path)
-        probabilities = 1 / (1 + np.exp(-np.load(tmp_path / "out.npy").reshape(-1)))
-        np.testing.assert_allclose(probabilities, expected[name], atol=tolerance)
+        with np.load(tmp_path / "out.npz") as out:
+            probabilities = 1 / (1 + np.exp(-out["logits"].reshape(-1)))
+            novelty = out["novelty"].reshape(-1)
+        np.testing.assert_allclose(probabilities, expected[name][0], atol=tolerance)
+        np.testing.assert_allclose(novelty, expected[name][1], atol=tolerance)
 
     photos = repo.parent / "photos"
     _, keras_lines = run_predict(repo / "models" / "model.keras", photos, "--runtime", "keras")
@@ -420,16 +460,69 @@ def test_tflite_models_run_in_litert_and_in_predict(repo, tmp_path, user_cache):
     assert [line.get("label") for line in litert_lines] == [line.get("label") for line in keras_lines]
     for litert, keras_line in zip(litert_lines, keras_lines):
         assert litert.get("score", 0) == pytest.approx(keras_line.get("score", 0), abs=LITERT_TOLERANCE)
-    assert (user_cache / f"{file_sha256(repo / 'models' / 'model.keras')}.tflite").is_file()
+    # Converted with its calibration: keyed by the model and the files beside it.
+    model = repo / "models" / "model.keras"
+    assert (user_cache / f"{conversion_key(model, calibration_companions(model))}.tflite").is_file()
 
 
-def run_predict(model, *arguments):
+def test_every_format_gives_predicts_calibrated_probabilities_and_known_flags(repo, tmp_path):
+    """On real photos, cats and dogs and flowers (none of the classes): the SavedModel and both
+    TFLite files against `predict` on the .keras model."""
+    repo, _ = repo
+    photos = repo.parent / "photos"
+    files = [*sorted((photos / "cats").glob("*.jpg"))[-6:], *sorted((photos / "dogs").glob("*.jpg"))[-6:]]
+    files += flower_photos()[40:]
+    model = repo / "models" / "model.keras"
+    _, reference = run_predict(model, *files, "--runtime", "keras", code=0)
+    threshold = json.loads((repo / "models" / "calibration.json").read_text())["novelty"]["threshold"]
+    known = [line["known"] for line in reference]
+    assert True in known and False in known  # both kinds of photo are here
+    assert all(line["known"] == (line["novelty"] <= threshold) for line in reference)
+
+    def clear_of_the_threshold(line, margin):
+        return abs(line["novelty"] - threshold) > margin
+
+    # TFLite float32, run by predict: the same numbers within LiteRT's tolerance.
+    _, float32 = run_predict(repo / "export" / "model_float32.tflite", *files, code=0)
+    for line, expected in zip(float32, reference):
+        assert line["score"] == pytest.approx(expected["score"], abs=LITERT_TOLERANCE)
+        assert line["novelty"] == pytest.approx(expected["novelty"], abs=LITERT_TOLERANCE)
+        if clear_of_the_threshold(expected, LITERT_TOLERANCE):
+            assert line["known"] == expected["known"]
+    # The SavedModel, given the files' bytes: decoded in its graph, a level apart at most.
+    script = (
+        "import json, sys, tensorflow as tf\n"
+        "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+        "out = serve(image_bytes=tf.constant([open(path, 'rb').read() for path in sys.argv[2:]]))\n"
+        "print(json.dumps({name: out[name].numpy().tolist() for name in ('score', 'known', 'novelty')}))\n"
+    )
+    result = run(
+        [sys.executable, "-c", script, str(repo / "export" / "saved_model"), *map(str, files)], tmp_path
+    )
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    for score, flag, novelty, expected in zip(served["score"], served["known"], served["novelty"], reference):
+        assert score == pytest.approx(expected["score"], abs=1e-2)
+        assert novelty == pytest.approx(expected["novelty"], abs=1e-2)
+        if clear_of_the_threshold(expected, 1e-2):
+            assert flag == expected["known"]
+    # int8: quantized, its flags agree on most photos; export.json has its agreement on the test split.
+    _, int8 = run_predict(repo / "export" / "model_int8.tflite", *files, code=0)
+    agreeing = sum(line["known"] == expected["known"] for line, expected in zip(int8, reference))
+    assert agreeing >= 0.85 * len(files)
+    parity = json.loads((repo / "metrics" / "export.json").read_text())["parity_with_keras"]
+    assert parity["tflite_float32"]["known_agreement"] >= 0.99
+    assert (
+        parity["saved_model"]["known_agreement"] >= 0.97 and parity["tflite_int8"]["known_agreement"] >= 0.9
+    )
+
+
+def run_predict(model, *arguments, code=1):
     result = run(
         [sys.executable, "-m", "transfer", "predict", str(model), *map(str, arguments)],
         PROJECT_ROOT,
         check=False,
     )
-    assert result.returncode == 1, result.stderr[-2000:]  # the text file named .jpg
+    assert result.returncode == code, result.stderr[-2000:]  # 1: the text file named .jpg
     return result, [json.loads(line) for line in result.stdout.splitlines()]
 
 

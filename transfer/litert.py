@@ -73,10 +73,16 @@ def keras_file_as_tflite(model_path, load=None, companions=()):
         except Exception as error:  # the converter fails in many ways; all mean "not convertible"
             raise ConversionError(one_line(error)) from None
 
+    return cached_conversion(conversion_key(model_path, companions), convert)
+
+
+def conversion_key(model_path, companions=()):
+    """The cache key of a .keras file's conversion: its sha256, or with companion files, the
+    sha256 of all their digests."""
     key = file_sha256(model_path)
     if companions:
         key = hashlib.sha256(" ".join([key, *map(file_sha256, companions)]).encode()).hexdigest()
-    return cached_conversion(key, convert)
+    return key
 
 
 def model_as_tflite(model):
