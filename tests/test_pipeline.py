@@ -170,7 +170,8 @@ def test_the_audit_finds_the_copied_cat_and_exclusions_clean_it_up(repo):
     dropped = "dogs/dog.0.jpg"
     (repo / "data" / "exclusions.csv").write_text(f"path,action\n{copy},cats\n{dropped},drop\n")
     rerun = run(["dvc", "repro", "evaluate"], repo)
-    assert stages_run(rerun.stdout) == ["prepare", "extract", "audit", "train_head", "finetune", "evaluate"]
+    rerun_stages = ["prepare", "extract", "audit", "train_head", "finetune", "calibrate", "evaluate"]
+    assert stages_run(rerun.stdout) == rerun_stages
     after = json.loads((repo / "metrics" / "prepare.json").read_text())
     assert after["excluded"] == {"dropped": 1, "relabelled": 1}
     totals = [sum(summary[split]["total"] for split in SPLITS) for summary in (prepared, after)]
@@ -533,7 +534,7 @@ def test_nothing_changed_runs_nothing_and_a_head_param_reruns_only_downstream(re
     set_params(repo, train_head__learning_rate=0.0005)
     # Up to evaluate (export, the last stage, is exercised by the fixture's run).
     rerun = run(["dvc", "repro", "evaluate"], repo)
-    assert stages_run(rerun.stdout) == ["train_head", "finetune", "evaluate"]
+    assert stages_run(rerun.stdout) == ["train_head", "finetune", "calibrate", "evaluate"]
 
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
     assert "metrics/train_head.json" in diff
@@ -573,7 +574,7 @@ def test_a_machine_that_resolves_differently_reruns_what_it_computes(repo):
     other = run(["dvc", "repro", "train_head"], repo, env={"TF_ENABLE_ONEDNN_OPTS": "0"})
     assert re.findall(r"Running stage '(\w+)'", other.stdout) == ["runtime", "extract", "train_head"]
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    for stage in ("extract", "train_head", "finetune", "evaluate", "export"):
+    for stage in ("extract", "train_head", "finetune", "calibrate", "evaluate", "export"):
         assert "metrics/runtime.json" in {dep["path"] for dep in lock["stages"][stage]["deps"]}, stage
         assert not {"runtime.strategy", "runtime.mixed_precision"} & set(
             lock["stages"][stage].get("params", {}).get("params.yaml", {})
@@ -611,7 +612,7 @@ def test_the_accuracy_levers_flow_through_the_pipeline(repo):
     )
     # Up to evaluate: export converts whatever finetune saved, checked in the tests above.
     rerun = run(["dvc", "repro", "evaluate"], repo)
-    assert stages_run(rerun.stdout) == ["train_head", "finetune", "evaluate"]
+    assert stages_run(rerun.stdout) == ["train_head", "finetune", "calibrate", "evaluate"]
 
     head = json.loads((repo / "metrics" / "train_head.json").read_text())
     assert head["epochs_run"] < 60  # stopped early

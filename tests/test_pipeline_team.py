@@ -97,7 +97,7 @@ def test_two_queued_experiments_at_once_give_what_each_gives_alone(repo, sweep):
     shutil.rmtree(repo / ".dvc" / "cache" / "runs")
     for fine_tune_at in SWEEP:
         alone = run(["dvc", "exp", "run", "-S", f"finetune.fine_tune_at={fine_tune_at}", "evaluate"], repo)
-        assert stages_run(alone.stdout) == ["finetune", "evaluate"]
+        assert stages_run(alone.stdout) == ["finetune", "calibrate", "evaluate"]
         evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
         assert evaluation == queued[fine_tune_at][1], fine_tune_at
 

@@ -120,7 +120,7 @@ def workspace(tmp_path_factory, shared_weights):
     root = tmp_path_factory.mktemp("runtime")
     images = make_image_folder(root / "images", per_class=20)
     work = root / "work"
-    for name in ("stages", "transfer"):
+    for name in ("stages", "transfer", "data/unknown"):
         shutil.copytree(PROJECT_ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
     write_params(
         work / "params.yaml",
@@ -207,7 +207,7 @@ def test_bfloat16_trains_evaluates_and_exports_close_to_float32(workspace, one_d
     from transfer.shards import read_shards
 
     work = copy_workspace(workspace, tmp_path / "work", mixed_precision="bfloat16")
-    for stage in ("train_head", "finetune", "evaluate", "export"):
+    for stage in ("train_head", "finetune", "calibrate", "evaluate", "export"):
         run([sys.executable, "-m", f"stages.{stage}"], work)
     model = load_model(work / "models" / "model.keras")
     assert model.get_layer("head").get_layer("logit").dtype_policy.name == "float32"
