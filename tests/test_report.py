@@ -1,5 +1,7 @@
 """metrics/report.md: the changed params, both models side by side, per class, figure links."""
 
+import pytest
+
 from tests.conftest import default_params
 from transfer.params import DEFAULTS
 from transfer.report import changed_params, run_report
@@ -93,3 +95,31 @@ def test_the_calibration_section_gives_ece_and_log_loss_before_and_after():
     assert "## Calibration (fine-tuned model)" in lines
     assert "| test | 0.0800 | 0.0200 | 0.3000 | 0.2500 |" in lines
     assert any(line.startswith("Temperature 1.7000, fitted on the validation split") for line in lines)
+
+
+@pytest.mark.parametrize("unknown_photos", [0, 40])
+def test_the_novelty_section_gives_acceptance_and_the_unknown_photos_rejected(unknown_photos):
+    evaluation = {"head": metrics(0.8, ["cat", "dog"]), "finetuned": metrics(0.9, ["cat", "dog"])}
+    evaluation.update(test_images=20, classes=2)
+    unknown = {"folder": "data/unknown", "photos": unknown_photos, "unreadable": 0}
+    if unknown_photos:
+        unknown.update(rejected=0.95, auroc_against_test=0.99)
+    evaluation["novelty"] = {
+        "method": "knn",
+        "threshold": 0.3057,
+        "accept": 0.98,
+        "validation_accepted": 0.982,
+        "test_accepted": 0.97,
+        "unknown": unknown,
+    }
+    lines = run_report(default_params(), evaluation).splitlines()
+    assert "## Photos of none of the classes (novelty check)" in lines
+    assert "| test photos accepted | 0.9700 |" in lines
+    assert any(
+        "above 0.3057, the threshold set on the validation split to accept at least 98%" in line
+        for line in lines
+    )
+    if unknown_photos:
+        assert "| unknown photos rejected (40 in `data/unknown`) | 0.9500 |" in lines
+    else:
+        assert "| unknown photos rejected | none in `data/unknown` (evaluate.unknown_photos) |" in lines
