@@ -10,6 +10,7 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 
 from tests.conftest import jpeg_with_orientation
+from transfer.deployed import deployed_model
 from transfer.export import export_saved_model, load_serving
 from transfer.images import load_image
 from transfer.serving import decode_for_serving, exif_orientation
@@ -100,12 +101,18 @@ def test_the_saved_model_serves_a_rotated_photo_as_predict_sees_it(rotated_photo
     x = keras.layers.Flatten()(x)  # position-sensitive, unlike pooling: orientation shows
     model = keras.Model(inputs, keras.layers.Dense(3)(x))
     task = Task(["a", "b", "c"])
-    export_saved_model(model, task, tmp_path / "saved_model")
+    # Calibrated as the calibrate stage would: the served probabilities are those of logits / T.
+    calibration = {"temperature": 1.5, "novelty": {"method": "max_probability", "threshold": 0.5}}
+    export_saved_model(deployed_model(model, calibration, {}), task, calibration, tmp_path / "saved_model")
     serve = load_serving(tmp_path / "saved_model")
     stored = jpeg_with_orientation(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), 1)
     served = serve(image_bytes=tf.constant([data, stored]))
-    client = task.probabilities(model.predict(load_image(io.BytesIO(data), 64)[np.newaxis], verbose=0))
+    logits = model.predict(load_image(io.BytesIO(data), 64)[np.newaxis], verbose=0)
+    client = task.probabilities(logits / 1.5)
     np.testing.assert_allclose(served["probabilities"].numpy()[0], client[0], atol=2e-3)
+    novelty = served["novelty"].numpy()
+    np.testing.assert_allclose(novelty[0], 1 - client[0].max(), atol=2e-3)
+    assert list(served["known"].numpy()) == [value <= 0.5 for value in novelty]
     assert np.abs(served["probabilities"].numpy()[1] - client[0]).max() > 0.01  # the tag mattered
     assert served["label"].numpy()[0].decode() == task.class_names[int(np.argmax(client[0]))]
     classes = json.loads((tmp_path / "saved_model" / "assets.extra" / "classes.json").read_text())

@@ -5,8 +5,8 @@ from tests.conftest import PROJECT_ROOT, imported_modules
 
 LAYERS = [
     {"errors", "io", "progress", "quiet"},
-    {"multi_worker", "exclusions", "neighbours", "label_issues", "calibration", "novelty"},
-    {"__init__", "params", "artifacts", "task", "backbones", "runtime", "figures", "plots_page"},
+    {"multi_worker", "exclusions", "neighbours", "label_issues", "calibration"},
+    {"__init__", "params", "artifacts", "task", "backbones", "runtime", "figures", "plots_page", "novelty"},
     {"images", "shards", "metrics", "duplicates"},
     {"folder_source", "tfds_source", "model"},
     {"litert", "originals", "deployed"},

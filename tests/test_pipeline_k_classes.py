@@ -152,12 +152,14 @@ def test_saved_model_serves_k_probabilities(repo):
     files = [str(next((photos / name).iterdir())) for name in FLOWERS]
     result = run([sys.executable, "-c", script, str(repo / "export" / "saved_model"), *files], repo)
     served = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(served) == {"label", "score", "probabilities"}
+    assert set(served) == {"label", "score", "probabilities", "known", "novelty"}
     probabilities = np.array(served["probabilities"])
     assert probabilities.shape == (5, 5)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-5)
     assert served["label"] == [FLOWERS[i] for i in probabilities.argmax(axis=1)]
     np.testing.assert_allclose(served["score"], probabilities.max(axis=1), atol=1e-6)
+    threshold = json.loads((repo / "models" / "calibration.json").read_text())["novelty"]["threshold"]
+    assert served["known"] == [novelty <= threshold for novelty in served["novelty"]]
 
 
 SITECUSTOMIZE = """

@@ -19,8 +19,7 @@ DEFAULT_TOP = 3
 def predict_command(args):
     from transfer.artifacts import read_class_names
     from transfer.images import find_images
-    from transfer.inference import open_model
-    from transfer.predict import predict_files
+    from transfer.predict import open_model, predict_files
     from transfer.progress import Progress
 
     if args.batch_size < 1:

@@ -11,14 +11,80 @@ decides the label: see transfer.task.
 """
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
+from transfer.artifacts import CALIBRATION_FILE, NOVELTY_FILE, read_calibration
 from transfer.errors import PipelineError
 from transfer.images import try_load_image
-from transfer.inference import with_mirror
+from transfer.inference import TFLiteModel, named_outputs, with_mirror
+from transfer.litert import ConversionError, keras_file_as_tflite
 from transfer.task import THRESHOLD
+
+
+class KerasModel:
+    """A .keras file run by Keras: with calibration.json beside it, the deployed model."""
+
+    def __init__(self, path):
+        from transfer.deployed import load_deployed
+
+        self.model, self.calibration = load_deployed(path)
+        self.image_size = self.model.input_shape[1]
+        output = self.model.output
+        self.logit_width = (output["logits"] if isinstance(output, dict) else output).shape[-1]
+
+    def run(self, images):
+        return named_outputs(self.model.predict_on_batch(images))
+
+    def logits(self, images):
+        return self.run(images)["logits"].astype(np.float64)
+
+
+def calibration_companions(path):
+    """The calibration files beside a .keras model, if it has been calibrated."""
+    companions = [Path(path).parent / CALIBRATION_FILE, Path(path).parent / NOVELTY_FILE]
+    return companions if all(file.is_file() for file in companions) else []
+
+
+def keras_file_as_deployed_tflite(path):
+    """The cached float32 .tflite of what KerasModel(path) runs."""
+    from transfer.deployed import load_deployed
+
+    companions = calibration_companions(path)
+    if not companions:
+        return keras_file_as_tflite(path)
+    return keras_file_as_tflite(path, load=lambda: load_deployed(path)[0], companions=companions)
+
+
+def open_model(path, runtime="auto"):
+    """A KerasModel or TFLiteModel for a .keras or .tflite file.
+
+    runtime: a .tflite file runs in LiteRT (auto, litert). A .keras file runs in
+    Keras (keras), or in LiteRT from its cached float32 conversion (litert); auto
+    is LiteRT, and Keras with one notice on stderr if the conversion fails.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"model not found: {path}")
+    if path.suffix not in (".keras", ".tflite"):
+        raise PipelineError(f"unsupported model file: {path} (expected .keras or .tflite)")
+    if path.suffix == ".tflite":
+        if runtime == "keras":
+            raise PipelineError(f"--runtime keras needs a .keras model; {path} is a TFLite file")
+        return TFLiteModel(path, calibration=read_calibration(path)[0])
+    if runtime == "keras":
+        return KerasModel(path)
+
+    try:
+        return TFLiteModel(keras_file_as_deployed_tflite(path), calibration=read_calibration(path)[0])
+    except ConversionError as error:
+        if runtime == "litert":
+            raise PipelineError(f"cannot run {path} with LiteRT: {error}") from None
+        print(f"notice: running {path} with Keras: LiteRT cannot ({error})", file=sys.stderr)
+        return KerasModel(path)
 
 
 def decoded_batches(files, image_size, batch_size, pool):
