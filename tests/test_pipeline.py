@@ -83,6 +83,8 @@ def repo(tmp_path_factory, shared_photos, shared_weights):
         export__calibration_images=200,
         export__latency_images=5,
         evaluate__unknown_photos=str(unknown),
+        # 48 validation photos: at 0.98 the threshold would be their largest score.
+        calibrate__accept=0.9,
     )
 
 
@@ -212,16 +214,16 @@ def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
     bins = list(csv.DictReader((repo / "plots" / "reliability" / "before.csv").open()))
     assert sum(int(row["images"]) for row in bins) == evaluation["test_images"]
     # The calibrate stage's temperature is the one evaluate reports; its threshold accepts at
-    # least 98% of the validation photos, in the stage's NumPy and in evaluate's Keras graph.
+    # least 90% of the validation photos, in the stage's NumPy and in evaluate's Keras graph.
     calibrate = json.loads((repo / "metrics" / "calibrate.json").read_text())
     novelty = evaluation["novelty"]
     assert calibrate["temperature"] == calibration["temperature"]
     assert calibrate["novelty"]["threshold"] == novelty["threshold"] and novelty["method"] == "knn"
-    assert calibrate["validation_accepted"] >= 0.98 and novelty["validation_accepted"] >= 0.98
-    assert novelty["test_accepted"] >= 0.9
+    assert calibrate["validation_accepted"] >= 0.9 and novelty["validation_accepted"] >= 0.9
+    assert novelty["test_accepted"] >= 0.85
     # The 40 flower photos: most are rejected, and they rank above the test photos.
     assert novelty["unknown"]["photos"] == 40 and novelty["unknown"]["unreadable"] == 0
-    assert novelty["unknown"]["rejected"] >= 0.8 and novelty["unknown"]["auroc_against_test"] >= 0.9
+    assert novelty["unknown"]["rejected"] >= 0.8 and novelty["unknown"]["auroc_against_test"] >= 0.95
     prepared = json.loads((repo / "metrics" / "prepare.json").read_text())
     assert sum(prepared[split]["total"] for split in SPLITS) == 301  # 150 + 150 and the copied cat
     assert prepared["skipped"] == 1
@@ -491,7 +493,8 @@ def test_every_format_gives_predicts_calibrated_probabilities_and_known_flags(re
         assert line["novelty"] == pytest.approx(expected["novelty"], abs=LITERT_TOLERANCE)
         if clear_of_the_threshold(expected, LITERT_TOLERANCE):
             assert line["known"] == expected["known"]
-    # The SavedModel, given the files' bytes: decoded in its graph, a level apart at most.
+    # The SavedModel, given the files' bytes: decoded in its graph, a level apart at most, which
+    # moves a probability by up to 0.012 here (a temperature below 1 sharpens the difference).
     script = (
         "import json, sys, tensorflow as tf\n"
         "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
@@ -503,9 +506,9 @@ def test_every_format_gives_predicts_calibrated_probabilities_and_known_flags(re
     )
     served = json.loads(result.stdout.strip().splitlines()[-1])
     for score, flag, novelty, expected in zip(served["score"], served["known"], served["novelty"], reference):
-        assert score == pytest.approx(expected["score"], abs=1e-2)
-        assert novelty == pytest.approx(expected["novelty"], abs=1e-2)
-        if clear_of_the_threshold(expected, 1e-2):
+        assert score == pytest.approx(expected["score"], abs=2e-2)
+        assert novelty == pytest.approx(expected["novelty"], abs=2e-2)
+        if clear_of_the_threshold(expected, 2e-2):
             assert flag == expected["known"]
     # int8: quantized, its flags agree on most photos; export.json has its agreement on the test split.
     _, int8 = run_predict(repo / "export" / "model_int8.tflite", *files, code=0)
