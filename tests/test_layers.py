@@ -5,9 +5,9 @@ from tests.conftest import PROJECT_ROOT, imported_modules
 
 LAYERS = [
     {"errors", "io", "progress", "quiet"},
-    {"multi_worker", "exclusions", "neighbours", "label_issues", "calibration"},
+    {"multi_worker", "exclusions", "neighbours", "label_issues", "calibration", "torch_state"},
     {"__init__", "params", "artifacts", "task", "backbones", "runtime", "figures", "plots_page", "novelty"},
-    {"images", "shards", "metrics", "duplicates"},
+    {"images", "shards", "metrics", "duplicates", "efficientnet_lite"},
     {"folder_source", "tfds_source", "model"},
     {"litert", "originals", "deployed"},
     {"inference", "features", "training"},

