@@ -64,7 +64,7 @@ def main():
     results = {"unknown_folder": str(args.unknown), "unknown_photos": len(files), "methods": {}}
     print(f"{len(files)} unknown photos; temperature {temperature:.4f}")
     for method in METHODS.values():
-        settings = {"neighbours": config["neighbours"], "bank_size": config["bank_size"]}
+        settings = method.settings(config)
         statistics = method.fit(splits["train"][0], splits["train"][2], task.num_classes, settings, seed)
         scores = {
             name: method.scores(pooled, task.probabilities(scaled(logits, temperature)), statistics, settings)

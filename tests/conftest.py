@@ -282,3 +282,33 @@ def run_workers(script, args_per_worker, timeout=300, env=None):
         for index, args in enumerate(args_per_worker)
     ]
     return [(process, *process.communicate(timeout=timeout)) for process in processes]
+
+
+def transfer_predict(*args):
+    """`transfer predict ARGS` in a fresh process from the project root: (result, its JSON lines)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "transfer", "predict", *map(str, args)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return result, [json.loads(line) for line in result.stdout.splitlines()]
+
+
+# A TF Serving client: the SavedModel's signature on the files' bytes, TensorFlow alone.
+SERVING_CLIENT = (
+    "import json, sys, tensorflow as tf\n"
+    "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+    "out = serve(image_bytes=tf.constant([open(path, 'rb').read() for path in sys.argv[2:]]))\n"
+    "print(json.dumps({name: [value.decode() for value in values.numpy()] if name == 'label'"
+    " else values.numpy().tolist() for name, values in out.items()}))\n"
+    "assert 'transfer' not in sys.modules\n"
+)
+
+
+def served_outputs(saved_model, files, cwd):
+    """{output name: list} the SavedModel serves for the files (labels decoded), in a process
+    that never imports the project's package."""
+    result = run([sys.executable, "-c", SERVING_CLIENT, str(saved_model), *map(str, files)], cwd)
+    return json.loads(result.stdout.strip().splitlines()[-1])

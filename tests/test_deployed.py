@@ -2,13 +2,11 @@
 `predict` runs it (Keras and LiteRT) on a small model with real ImageNet weights."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import LITERT_TOLERANCE, PROJECT_ROOT, SHARED
+from tests.conftest import LITERT_TOLERANCE, SHARED, transfer_predict
 from transfer.artifacts import read_calibration, write_calibration
 from transfer.calibration import scaled
 from transfer.images import find_images, load_image
@@ -112,17 +110,6 @@ def test_max_probability_novelty_is_one_minus_the_calibrated_top_probability(sha
     )
 
 
-def predict(*args):
-    result = subprocess.run(
-        [sys.executable, "-m", "transfer", "predict", *map(str, args)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return result, [json.loads(line) for line in result.stdout.splitlines()]
-
-
 @pytest.mark.parametrize("runtime", ["keras", "litert"])
 def test_predict_gives_calibrated_scores_known_and_novelty(
     calibrated_dir, photos, runtime, user_cache, tmp_path
@@ -130,7 +117,7 @@ def test_predict_gives_calibrated_scores_known_and_novelty(
     from transfer.deployed import load_deployed
 
     files = photos[0][::4] + photos[1][::3]
-    result, lines = predict(calibrated_dir / "model.keras", *files, "--runtime", runtime)
+    result, lines = transfer_predict(calibrated_dir / "model.keras", *files, "--runtime", runtime)
     assert result.returncode == 0, result.stderr
     deployed, calibration = load_deployed(calibrated_dir / "model.keras")
     outputs = deployed.predict(np.stack([load_image(path, SIZE) for path in files]), verbose=0)
@@ -152,8 +139,10 @@ def test_reject_prints_a_null_label_for_unknown_photos_only(calibrated_dir, phot
     for path in photos[0][:6] + photos[1][:6]:
         (folder / f"{path.parent.name}_{path.name}").write_bytes(path.read_bytes())
     (folder / "z_broken.jpg").write_text("not an image")
-    plain_result, plain = predict(calibrated_dir / "model.keras", folder, "--runtime", "keras")
-    result, rejecting = predict(calibrated_dir / "model.keras", folder, "--runtime", "keras", "--reject")
+    plain_result, plain = transfer_predict(calibrated_dir / "model.keras", folder, "--runtime", "keras")
+    result, rejecting = transfer_predict(
+        calibrated_dir / "model.keras", folder, "--runtime", "keras", "--reject"
+    )
     assert plain_result.returncode == result.returncode == 1  # the broken file, as without --reject
     assert [line["path"] for line in rejecting] == [str(path) for path in find_images([folder])]
     for line, plain_line in zip(rejecting, plain):
@@ -169,9 +158,9 @@ def test_reject_prints_a_null_label_for_unknown_photos_only(calibrated_dir, phot
 def test_reject_without_a_calibration_is_one_clear_error(calibrated_dir, photos, tmp_path):
     for name in ("model.keras", "classes.json"):
         (tmp_path / name).write_bytes((calibrated_dir / name).read_bytes())
-    result, lines = predict(tmp_path / "model.keras", photos[0][0], "--reject", "--runtime", "keras")
+    result, lines = transfer_predict(tmp_path / "model.keras", photos[0][0], "--reject", "--runtime", "keras")
     assert result.returncode == 2 and lines == []
     assert result.stderr.strip().splitlines()[-1].startswith("error: --reject needs a calibrated model")
     # Without --reject an uncalibrated model still predicts, without known and novelty.
-    result, lines = predict(tmp_path / "model.keras", photos[0][0], "--runtime", "keras")
+    result, lines = transfer_predict(tmp_path / "model.keras", photos[0][0], "--runtime", "keras")
     assert result.returncode == 0 and list(lines[0]) == ["path", "label", "score"]

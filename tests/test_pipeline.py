@@ -27,6 +27,7 @@ from tests.conftest import (
     plot_values,
     reset,
     run,
+    served_outputs,
     set_params,
     stages_run,
 )
@@ -385,33 +386,21 @@ def test_saved_model_serves_photo_files_as_predict_sees_them(repo, tmp_path):
     rotated = tmp_path / "rotated.jpg"
     rotated.write_bytes(jpeg_with_orientation(np.ascontiguousarray(np.rot90(upright, 1)), 6))
     files.append(rotated)
-    script = (
-        "import json, sys, tensorflow as tf\n"
-        "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
-        "data = [open(path, 'rb').read() for path in sys.argv[2:]]\n"
-        "out = serve(image_bytes=tf.constant(data))\n"
-        "print(json.dumps({'labels': [l.decode() for l in out['label'].numpy()],"
-        " 'scores': out['score'].numpy().tolist(), 'probabilities': out['probability'].numpy().tolist()}))\n"
-        "assert 'transfer' not in sys.modules\n"
-    )
-    result = run(
-        [sys.executable, "-c", script, str(repo / "export" / "saved_model"), *map(str, files)], tmp_path
-    )
-    served = json.loads(result.stdout.strip().splitlines()[-1])
+    served = served_outputs(repo / "export" / "saved_model", files, tmp_path)
     # What predict feeds the model: Pillow's decoding, EXIF orientation, resize.
     size = yaml.safe_load((repo / "params.yaml").read_text())["data"]["image_size"]
     expected = keras_probabilities(repo, np.stack([load_image(path, size) for path in files]))
     # Pixels at most one level apart (tests/test_export.py): probabilities within 1e-2
     # (0.005 at most measured here on these photos).
-    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-2)
-    assert served["labels"] == ["dogs" if probability > 0.5 else "cats" for probability in expected]
+    np.testing.assert_allclose(served["probability"], expected, atol=1e-2)
+    assert served["label"] == ["dogs" if probability > 0.5 else "cats" for probability in expected]
     np.testing.assert_allclose(
-        served["scores"],
-        np.maximum(served["probabilities"], 1 - np.array(served["probabilities"])),
+        served["score"],
+        np.maximum(served["probability"], 1 - np.array(served["probability"])),
         atol=1e-6,
     )
     # The rotated copy is served as its upright original is.
-    assert served["probabilities"][-1] == pytest.approx(served["probabilities"][-2], abs=0.02)
+    assert served["probability"][-1] == pytest.approx(served["probability"][-2], abs=0.02)
 
 
 def test_tflite_models_run_in_litert_and_in_predict(repo, tmp_path, user_cache):
@@ -495,16 +484,7 @@ def test_every_format_gives_predicts_calibrated_probabilities_and_known_flags(re
             assert line["known"] == expected["known"]
     # The SavedModel, given the files' bytes: decoded in its graph, a level apart at most, which
     # moves a probability by up to 0.012 here (a temperature below 1 sharpens the difference).
-    script = (
-        "import json, sys, tensorflow as tf\n"
-        "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
-        "out = serve(image_bytes=tf.constant([open(path, 'rb').read() for path in sys.argv[2:]]))\n"
-        "print(json.dumps({name: out[name].numpy().tolist() for name in ('score', 'known', 'novelty')}))\n"
-    )
-    result = run(
-        [sys.executable, "-c", script, str(repo / "export" / "saved_model"), *map(str, files)], tmp_path
-    )
-    served = json.loads(result.stdout.strip().splitlines()[-1])
+    served = served_outputs(repo / "export" / "saved_model", files, tmp_path)
     for score, flag, novelty, expected in zip(served["score"], served["known"], served["novelty"], reference):
         assert score == pytest.approx(expected["score"], abs=2e-2)
         assert novelty == pytest.approx(expected["novelty"], abs=2e-2)

@@ -20,6 +20,7 @@ from tests.conftest import (
     plot_values,
     require_shared,
     run,
+    served_outputs,
     stages_run,
 )
 from transfer.artifacts import tflite_class_names
@@ -142,16 +143,8 @@ def test_k_class_exports_keep_the_accuracy_and_carry_the_class_names(repo, tmp_p
 
 def test_saved_model_serves_k_probabilities(repo):
     repo, photos, _ = repo
-    script = (
-        "import json, sys, tensorflow as tf\n"
-        "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
-        "out = serve(image_bytes=tf.constant([open(p, 'rb').read() for p in sys.argv[2:]]))\n"
-        "print(json.dumps({k: (v.numpy().tolist() if k != 'label' else [x.decode() for x in v.numpy()])"
-        " for k, v in out.items()}))\n"
-    )
-    files = [str(next((photos / name).iterdir())) for name in FLOWERS]
-    result = run([sys.executable, "-c", script, str(repo / "export" / "saved_model"), *files], repo)
-    served = json.loads(result.stdout.strip().splitlines()[-1])
+    files = [next((photos / name).iterdir()) for name in FLOWERS]
+    served = served_outputs(repo / "export" / "saved_model", files, repo)
     assert set(served) == {"label", "score", "probabilities", "known", "novelty"}
     probabilities = np.array(served["probabilities"])
     assert probabilities.shape == (5, 5)

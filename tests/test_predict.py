@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import LITERT_TOLERANCE, PROJECT_ROOT, make_image
+from tests.conftest import LITERT_TOLERANCE, PROJECT_ROOT, make_image, transfer_predict
 from transfer.__main__ import main
 from transfer.images import find_images, load_image
 from transfer.io import file_sha256
@@ -30,18 +30,6 @@ def model_dir(tmp_path_factory, shared_weights):
     return folder
 
 
-def predict(*args):
-    result = subprocess.run(
-        [sys.executable, "-m", "transfer", "predict", *map(str, args)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    return result, lines
-
-
 @pytest.fixture
 def mixed_folder(tmp_path):
     folder = tmp_path / "photos"
@@ -61,7 +49,7 @@ def test_find_images_searches_folders_recursively_in_order(mixed_folder):
 
 
 def test_predict_prints_a_json_line_per_image_and_reports_bad_files(model_dir, mixed_folder):
-    result, lines = predict(model_dir / "model.keras", mixed_folder, "--batch-size", "4")
+    result, lines = transfer_predict(model_dir / "model.keras", mixed_folder, "--batch-size", "4")
     assert result.returncode == 1
     assert [line["path"] for line in lines] == [str(path) for path in find_images([mixed_folder])]
     by_name = {line["path"].rsplit("/", 1)[-1]: line for line in lines}
@@ -89,7 +77,7 @@ def test_predict_agrees_with_keras_predict_on_the_same_images(
     import keras
 
     files = [mixed_folder / "a_good.jpg", mixed_folder / "b_good.jpg", mixed_folder / "e_alpha.png"]
-    result, lines = predict(model_dir / "model.keras", *files, "--runtime", runtime)
+    result, lines = transfer_predict(model_dir / "model.keras", *files, "--runtime", runtime)
     assert result.returncode == 0
     model = keras.models.load_model(model_dir / "model.keras")
     logits = model.predict(np.stack([load_image(path, SIZE) for path in files]), verbose=0).reshape(-1)
@@ -106,13 +94,13 @@ def test_tta_averages_the_probability_of_each_image_and_its_mirror(model_dir, mi
     import keras
 
     files = [mixed_folder / "a_good.jpg", mixed_folder / "e_alpha.png"]
-    result, lines = predict(model_dir / "model.keras", *files, "--tta", "--runtime", "keras")
+    result, lines = transfer_predict(model_dir / "model.keras", *files, "--tta", "--runtime", "keras")
     assert result.returncode == 0
     model = keras.models.load_model(model_dir / "model.keras")
     images = np.stack([load_image(path, SIZE) for path in files])
     both = [model.predict(batch, verbose=0).reshape(-1) for batch in (images, images[:, :, ::-1])]
     probabilities = np.mean([1 / (1 + np.exp(-logits)) for logits in both], axis=0)
-    _, plain = predict(model_dir / "model.keras", *files, "--runtime", "keras")
+    _, plain = transfer_predict(model_dir / "model.keras", *files, "--runtime", "keras")
     for line, plain_line, probability in zip(lines, plain, probabilities):
         expected = probability if line["label"] == "dog" else 1 - probability
         assert line["score"] == pytest.approx(expected, abs=1e-5)
@@ -121,8 +109,8 @@ def test_tta_averages_the_probability_of_each_image_and_its_mirror(model_dir, mi
 
 def test_threshold_moves_the_decision(model_dir, mixed_folder):
     image = mixed_folder / "a_good.jpg"
-    _, low = predict(model_dir / "model.keras", image, "--threshold", "0.001")
-    _, high = predict(model_dir / "model.keras", image, "--threshold", "0.999")
+    _, low = transfer_predict(model_dir / "model.keras", image, "--threshold", "0.001")
+    _, high = transfer_predict(model_dir / "model.keras", image, "--threshold", "0.999")
     assert (low[0]["label"], high[0]["label"]) == ("dog", "cat")
 
 
@@ -136,7 +124,7 @@ def test_threshold_moves_the_decision(model_dir, mixed_folder):
 )
 def test_missing_model_or_path_is_one_line_and_exit_2(model_dir, arguments, message):
     arguments = [str(model_dir / "model.keras") if arg == "MODEL" else arg for arg in arguments]
-    result, lines = predict(*arguments)
+    result, lines = transfer_predict(*arguments)
     assert result.returncode == 2 and lines == []
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [message]
@@ -279,5 +267,5 @@ def test_the_installed_transfer_command_runs_predict(model_dir, mixed_folder):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    _, expected = predict("--runtime", "keras", model_dir / "model.keras", *files)
+    _, expected = transfer_predict("--runtime", "keras", model_dir / "model.keras", *files)
     assert [json.loads(line) for line in result.stdout.splitlines()] == expected

@@ -40,9 +40,7 @@ def calibrate_model(config, seed):
         outputs = {split: pooled_and_logits(model, split, config["batch_size"], progress) for split in splits}
     pooled, logits, labels = outputs["validation"]
     temperature = fit_temperature(task, labels, logits)
-    settings = {"method": method.name, "accept": config["accept"]}
-    if method.name == "knn":
-        settings.update(neighbours=config["neighbours"], bank_size=config["bank_size"])
+    settings = method.settings(config)
     train_pooled, _, train_labels = outputs.get("train", (None, None, None))
     statistics = method.fit(train_pooled, train_labels, task.num_classes, settings, seed)
     probabilities = task.probabilities(scaled(logits, temperature))

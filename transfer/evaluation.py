@@ -112,16 +112,20 @@ def novelty_of_split(deployed, split, batch_size, progress=None):
     return np.concatenate(novelty)
 
 
-def novelty_of_files(deployed, files, batch_size):
-    """Novelty scores of the readable files, and how many could not be read."""
+def novelty_of_files(deployed, files, batch_size, progress=None):
+    """Novelty scores of the readable files, and how many could not be read; decoded a batch
+    at a time, so memory stays bounded whatever the folder holds."""
     size = deployed.input_shape[1]
-    loaded = [try_load_image(path, size)[0] for path in files]
-    images = [image for image in loaded if image is not None]
-    scores = [
-        np.asarray(deployed.predict_on_batch(np.stack(images[start : start + batch_size]))["novelty"])
-        for start in range(0, len(images), batch_size)
-    ]
-    return (np.concatenate(scores).reshape(-1) if scores else np.empty(0)), len(loaded) - len(images)
+    scores, unreadable = [np.empty(0)], 0
+    for start in range(0, len(files), batch_size):
+        batch = files[start : start + batch_size]
+        images = [image for image, _ in (try_load_image(path, size) for path in batch) if image is not None]
+        unreadable += len(batch) - len(images)
+        if images:
+            scores.append(np.asarray(deployed.predict_on_batch(np.stack(images))["novelty"]).reshape(-1))
+        if progress is not None:
+            progress.update(len(batch))
+    return np.concatenate(scores), unreadable
 
 
 def novelty_report(deployed, calibration, unknown_photos, batch_size):
@@ -136,8 +140,7 @@ def novelty_report(deployed, calibration, unknown_photos, batch_size):
     ) as progress:
         test = novelty_of_split(deployed, "test", batch_size, progress)
         validation = novelty_of_split(deployed, "validation", batch_size, progress)
-        unknown, unreadable = novelty_of_files(deployed, files, batch_size)
-        progress.update(len(files))
+        unknown, unreadable = novelty_of_files(deployed, files, batch_size, progress)
     report = {
         "method": settings["method"],
         "threshold": threshold,

@@ -82,20 +82,25 @@ def max_probability_scores(features, probabilities, statistics=None, settings=No
 class NoveltyMethod:
     """fit(features, labels, num_classes, settings, seed) -> statistics (name -> array);
     scores(features, calibrated probabilities, statistics, settings) -> (N,), higher more novel.
-    settings: calibration.json's `novelty` (the method's own keys: `neighbours`, `bank_size`)."""
+    settings: calibration.json's `novelty` (see settings)."""
 
     name: str
     uses_features: bool  # pooled features of the training photos are needed to fit it
     fit: Callable
     scores: Callable
+    keys: tuple = ()  # the calibrate section's keys that this method reads
+
+    def settings(self, config):
+        """calibration.json's `novelty` before its threshold: the method, `accept`, and the
+        method's own keys from params.yaml's calibrate section."""
+        return {"method": self.name, "accept": config["accept"], **{key: config[key] for key in self.keys}}
 
 
 METHODS = {
-    "knn": NoveltyMethod("knn", True, fit_knn, knn_scores),
+    "knn": NoveltyMethod("knn", True, fit_knn, knn_scores, keys=("neighbours", "bank_size")),
     "mahalanobis": NoveltyMethod("mahalanobis", True, fit_mahalanobis, mahalanobis_scores),
     "max_probability": NoveltyMethod("max_probability", False, lambda *arguments: {}, max_probability_scores),
 }
-DEFAULT = "knn"
 
 
 def get_method(name):
