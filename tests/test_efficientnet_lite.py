@@ -63,3 +63,48 @@ def test_the_registry_entry_builds_the_base_with_the_installed_weights():
     )
     np.testing.assert_array_equal(base.get_layer("top_bn").get_weights()[3], state["_bn1.running_var"])
     assert base.output_shape == (None, 2, 2, 1280) and not base.trainable
+
+
+def pooled_features(backbone, weights, paths, size=224):
+    from transfer.model import build_base, build_feature_extractor
+
+    extractor = build_feature_extractor(build_base(size, weights, backbone))
+    images = np.stack([load_image(path, size) for path in paths]).astype(np.float32)
+    return extractor.predict(images, batch_size=50, verbose=0)
+
+
+def test_a_linear_probe_on_its_pooled_flower_features_is_as_good_as_mobilenet_v2s(shared_weights):
+    """60 training and 40 test photos per flower class, the same photos for both backbones:
+    logistic regression on the frozen 224 px pooled features (no fine-tuning)."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    flowers = require_shared(SHARED / "data" / "flower_photos")
+    classes = sorted(path for path in flowers.iterdir() if path.is_dir())
+    train, test, train_labels, test_labels = [], [], [], []
+    for label, folder in enumerate(classes):
+        photos = sorted(folder.glob("*.jpg"))[::5][:100]  # spread over the folder, not its first files
+        train += photos[:60]
+        test += photos[60:]
+        train_labels += [label] * 60
+        test_labels += [label] * 40
+    accuracy = {}
+    for backbone, weights in (("efficientnet_lite0", "imagenet"), ("mobilenet_v2", str(shared_weights))):
+        features = pooled_features(backbone, weights, train + test)
+        # C chosen by 5-fold cross-validation on the training photos, per backbone
+        probe = make_pipeline(
+            StandardScaler(),
+            LogisticRegressionCV(
+                Cs=[0.001, 0.01, 0.1, 1],
+                l1_ratios=(0.0,),
+                scoring="accuracy",
+                max_iter=3000,
+                use_legacy_attributes=False,
+            ),
+        )
+        probe.fit(features[: len(train)], train_labels)
+        accuracy[backbone] = probe.score(features[len(train) :], test_labels)
+    print("linear probe test accuracy, 200 flower photos:", json.dumps(accuracy))
+    assert accuracy["efficientnet_lite0"] >= 0.8 and accuracy["mobilenet_v2"] >= 0.75, accuracy
+    assert accuracy["efficientnet_lite0"] >= accuracy["mobilenet_v2"] - 0.05, accuracy
