@@ -12,6 +12,8 @@ import csv
 
 COLUMNS = [
     ("experiment", "Experiment"),
+    # DVC prefixes a column with its file where two files share the key (metrics also name the backbone).
+    ("backbone", ("model.backbone", "params.yaml:model.backbone")),
     ("px", "data.image_size"),
     ("label smoothing", "train_head.label_smoothing"),
     ("augment", "finetune.augment"),
@@ -30,6 +32,8 @@ COLUMNS = [
     ("test acc, head", "head.accuracy"),
     ("test acc, fine-tuned", "finetuned.accuracy"),
     ("test balanced acc, fine-tuned", "finetuned.balanced_accuracy"),
+    ("test acc, TFLite float32", "tflite_float32.accuracy"),
+    ("test acc, TFLite int8", "tflite_int8.accuracy"),
 ]
 
 
@@ -50,8 +54,14 @@ def main():
     print("| " + " | ".join(name for name, _ in COLUMNS) + " |")
     print("|" + " --- |" * len(COLUMNS))
     for row in rows:
-        # Columns a sweep's CSV lacks (a metric added later) stay empty.
-        print("| " + " | ".join(cell(key, row.get(key, "")) for _, key in COLUMNS) + " |")
+        print("| " + " | ".join(cell(*lookup(row, keys)) for _, keys in COLUMNS) + " |")
+
+
+def lookup(row, keys):
+    """(key, value) of the first of keys the row has; columns a sweep's CSV lacks (a metric added
+    later) stay empty."""
+    keys = (keys,) if isinstance(keys, str) else keys
+    return next(((key, row[key]) for key in keys if row.get(key)), (keys[0], ""))
 
 
 if __name__ == "__main__":
