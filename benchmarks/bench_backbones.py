@@ -1,4 +1,5 @@
-"""Extract images/s of each registered backbone at 224 px (random weights)."""
+"""Extract images/s of each registered backbone at 224 px (random weights), and the size of its
+classifier as TFLite float32 and int8 files."""
 
 import json
 import shutil
@@ -10,6 +11,7 @@ from common import median_rate, timed
 def bench_backbones(work, photos, repeats, per_class=128, size=224, batch_size=64):
     """The extract stage's code with every backbone, on the same 224 px images."""
     from transfer.backbones import BACKBONES
+    from transfer.export import first_images
     from transfer.features import extract_all
     from transfer.folder_source import prepare_folder
     from transfer.model import build_base, build_feature_extractor
@@ -32,5 +34,22 @@ def bench_backbones(work, photos, repeats, per_class=128, size=224, batch_size=6
         count = extract()  # warm-up: tracing and oneDNN kernel selection
         seconds = [timed(extract) for _ in range(repeats)]
         results[name] = {"images": count, "image_size": size, "images_per_s": median_rate(count, seconds)}
+        results[name].update(tflite_sizes_mb(extractor, first_images("train", 16, prepared)))
         print("backbone", name, json.dumps(results[name]), flush=True)
     return results
+
+
+def tflite_sizes_mb(extractor, representative_images, classes=5):
+    """The classifier (base, pooling, a Dense head) as TFLite float32 and int8, in MB: the model's
+    own share of an exported file, without the novelty check's bank of training features
+    (feature_width x training photos x 4 bytes, the same for every backbone of a width)."""
+    import keras
+
+    from transfer.litert import plain_saved_model, tflite_bytes
+
+    head = keras.layers.Dense(classes)(extractor.output)
+    classifier = keras.Model(extractor.input, head)
+    with plain_saved_model(classifier) as saved_model:
+        float32 = tflite_bytes(saved_model)
+        int8 = tflite_bytes(saved_model, representative_images)
+    return {"tflite_float32_mb": len(float32) / 1e6, "tflite_int8_mb": len(int8) / 1e6}

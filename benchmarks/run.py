@@ -14,7 +14,8 @@ interleaved, several times, and medians are reported. Figures:
               the tutorial's way (base frozen inside model.fit over the images),
               whole processes, at 2 and 10 epochs
   backbones   extract images/s of each registered backbone at 224 px (random
-              weights: speed does not depend on them), on 256 of the photos
+              weights: speed does not depend on them), on 256 of the photos, and
+              its 5-class classifier's size as TFLite float32 and int8 files
   litert      LiteRT (XNNPACK) vs TensorFlow at 160 px: extract's forward pass (and the
               extract stage's code with extract.runtime litert), and whole `predict`
               commands (start-up included) on the 1,000 validation photos for a
@@ -138,6 +139,16 @@ def print_table(results):
                 "",
             )
         )
+        if "tflite_int8_mb" in r:
+            rows.append(
+                (
+                    f"{name} classifier TFLite float32 / int8, MB",
+                    f"{r['tflite_float32_mb']:.1f} / {r['tflite_int8_mb']:.1f}",
+                    "",
+                    "",
+                    "",
+                )
+            )
     if "litert" in results:
         r = results["litert"]["extract"]
         rows.append(

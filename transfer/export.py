@@ -178,9 +178,9 @@ def file_size(path):
 TEST_BATCH = 64  # inference batch for the accuracy of each exported format
 
 
-def first_images(split, count):
+def first_images(split, count, prepared_dir=PREPARED):
     images = []
-    for shard_images, _, _ in read_shards(PREPARED, split):
+    for shard_images, _, _ in read_shards(prepared_dir, split):
         images.append(shard_images[: count - sum(len(part) for part in images)])
         if sum(len(part) for part in images) >= count:
             break
