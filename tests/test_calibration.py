@@ -24,6 +24,20 @@ def overconfident(task, count, temperature, seed=0):
 
 
 @pytest.mark.parametrize("task", [BINARY, FLOWERS], ids=["binary", "five_classes"])
+def test_a_validation_split_without_errors_keeps_the_logits_as_trained(task):
+    """Every photo right: the loss falls as T falls, with no minimum; T stays 1."""
+    labels, logits = overconfident(task, 300, temperature=1.0)
+    right = task.predicted(task.probabilities(logits)) == labels
+    assert right.sum() > 100
+    assert fit_temperature(task, labels[right], logits[right]) == 1.0
+    # One wrong photo among them gives the loss a minimum again: a fitted temperature below 1.
+    wrong = np.flatnonzero(~right)[:1]
+    keep = np.concatenate([np.flatnonzero(right), wrong])
+    temperature = fit_temperature(task, labels[keep], logits[keep])
+    assert 0.02 < temperature < 1.0
+
+
+@pytest.mark.parametrize("task", [BINARY, FLOWERS], ids=["binary", "five_classes"])
 def test_the_fitted_temperature_undoes_an_overconfident_scale(task):
     labels, logits = overconfident(task, 20_000, temperature=3.0)
     temperature = fit_temperature(task, labels, logits)

@@ -11,6 +11,7 @@ import numpy as np
 
 BINS = 15
 LOG_TEMPERATURE_BOUNDS = (-4.0, 4.0)  # T from 0.018 to 55: far outside any fitted value
+UNFITTED = 1.0  # the logits as trained
 
 
 def scaled(logits, temperature):
@@ -18,7 +19,13 @@ def scaled(logits, temperature):
 
 
 def fit_temperature(task, labels, logits):
-    """The T minimising task.cross_entropy(labels, logits / T), searched on log T."""
+    """The T minimising task.cross_entropy(labels, logits / T), searched on log T; 1 (the logits
+    as trained) when the loss has no minimum inside the search's bounds.
+
+    That happens when every validation photo is classified right: the loss then falls towards
+    0 as T falls towards 0, and its "minimum" would be the smallest T searched, which makes every
+    probability 0 or 1 and the first wrong photo of another split cost a huge log loss. A
+    validation split without errors says nothing about how confident the model should be."""
     from scipy.optimize import minimize_scalar
 
     result = minimize_scalar(
@@ -27,6 +34,8 @@ def fit_temperature(task, labels, logits):
         method="bounded",
         options={"xatol": 1e-6},
     )
+    if np.isclose(result.x, LOG_TEMPERATURE_BOUNDS, atol=1e-3).any():
+        return UNFITTED
     return float(np.exp(result.x))
 
 
