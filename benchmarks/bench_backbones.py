@@ -14,7 +14,7 @@ def bench_backbones(work, photos, repeats, per_class=128, size=224, batch_size=6
     from transfer.export import first_images
     from transfer.features import extract_all
     from transfer.folder_source import prepare_folder
-    from transfer.model import build_base, build_feature_extractor
+    from transfer.model import build_base, build_classifier, build_feature_extractor, build_head
 
     subset = work / "backbone_photos"
     for class_dir in sorted(path for path in (photos / "train").iterdir() if path.is_dir()):
@@ -25,7 +25,8 @@ def bench_backbones(work, photos, repeats, per_class=128, size=224, batch_size=6
     prepare_folder(subset, prepared, size, [0.8, 0.1, 0.1], seed=42)
     results = {}
     for name in BACKBONES:
-        extractor = build_feature_extractor(build_base(size, "none", name))
+        base = build_base(size, "none", name)
+        extractor = build_feature_extractor(base)
 
         def extract(extractor=extractor):
             with tempfile.TemporaryDirectory() as out:
@@ -34,21 +35,18 @@ def bench_backbones(work, photos, repeats, per_class=128, size=224, batch_size=6
         count = extract()  # warm-up: tracing and oneDNN kernel selection
         seconds = [timed(extract) for _ in range(repeats)]
         results[name] = {"images": count, "image_size": size, "images_per_s": median_rate(count, seconds)}
-        results[name].update(tflite_sizes_mb(extractor, first_images("train", 16, prepared)))
+        classifier = build_classifier(base, build_head(5, feature_width=base.backbone.feature_width))
+        results[name].update(tflite_sizes_mb(classifier, first_images("train", 16, prepared)))
         print("backbone", name, json.dumps(results[name]), flush=True)
     return results
 
 
-def tflite_sizes_mb(extractor, representative_images, classes=5):
-    """The classifier (base, pooling, a Dense head) as TFLite float32 and int8, in MB: the model's
-    own share of an exported file, without the novelty check's bank of training features
-    (feature_width x training photos x 4 bytes, the same for every backbone of a width)."""
-    import keras
-
+def tflite_sizes_mb(classifier, representative_images):
+    """The classifier as TFLite float32 and int8, in MB: the model's own share of an exported
+    file, without the novelty check's bank of training features (feature_width x training
+    photos x 4 bytes, the same for every backbone of a width)."""
     from transfer.litert import plain_saved_model, tflite_bytes
 
-    head = keras.layers.Dense(classes)(extractor.output)
-    classifier = keras.Model(extractor.input, head)
     with plain_saved_model(classifier) as saved_model:
         float32 = tflite_bytes(saved_model)
         int8 = tflite_bytes(saved_model, representative_images)

