@@ -284,16 +284,43 @@ def run_workers(script, args_per_worker, timeout=300, env=None):
     return [(process, *process.communicate(timeout=timeout)) for process in processes]
 
 
-def transfer_predict(*args):
-    """`transfer predict ARGS` in a fresh process from the project root: (result, its JSON lines)."""
+def transfer_predict(*args, env=None):
+    """`transfer predict ARGS` in a fresh process from the project root: (result, its JSON lines).
+    env: variables to set on top of this process's environment."""
     result = subprocess.run(
         [sys.executable, "-m", "transfer", "predict", *map(str, args)],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, **(env or {})},
     )
     return result, [json.loads(line) for line in result.stdout.splitlines()]
+
+
+# Predict in a fresh process, then say which of these heavy modules it imported.
+PREDICT_AND_LIST_IMPORTS = (
+    "import json, sys\n"
+    "from transfer.__main__ import main\n"
+    "status = main(['predict', *sys.argv[1:]])\n"
+    "heavy = sorted(name for name in ('tensorflow', 'keras') if name in sys.modules)\n"
+    "print(json.dumps({'status': status, 'imported': heavy}))\n"
+)
+
+
+def predict_listing_imports(*args):
+    """`transfer predict ARGS` in a fresh process: (exit status, the heavy modules it imported,
+    its JSON lines)."""
+    result = subprocess.run(
+        [sys.executable, "-c", PREDICT_AND_LIST_IMPORTS, *map(str, args)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    *lines, summary = result.stdout.splitlines()
+    summary = json.loads(summary)
+    return summary["status"], summary["imported"], [json.loads(line) for line in lines]
 
 
 # A TF Serving client: the SavedModel's signature on the files' bytes, TensorFlow alone.

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import LITERT_TOLERANCE, SHARED, transfer_predict
+from tests.conftest import LITERT_TOLERANCE, SHARED, predict_listing_imports, transfer_predict
 from transfer.artifacts import read_calibration, write_calibration
 from transfer.calibration import scaled
 from transfer.images import find_images, load_image
@@ -164,3 +164,42 @@ def test_reject_without_a_calibration_is_one_clear_error(calibrated_dir, photos,
     # Without --reject an uncalibrated model still predicts, without known and novelty.
     result, lines = transfer_predict(tmp_path / "model.keras", photos[0][0], "--runtime", "keras")
     assert result.returncode == 0 and list(lines[0]) == ["path", "label", "score"]
+
+
+def test_a_cached_conversion_runs_without_importing_tensorflow(calibrated_dir, photos, user_cache):
+    image = photos[0][0]
+    warm, expected = transfer_predict(calibrated_dir / "model.keras", image)  # converts (or finds it)
+    assert warm.returncode == 0, warm.stderr
+    assert predict_listing_imports(calibrated_dir / "model.keras", image) == (0, [], expected)
+
+
+def test_a_conversion_planted_in_the_shared_temporary_folder_is_never_run(calibrated_dir, photos, tmp_path):
+    """Another model's conversion, under the name this model's would have, where any local user
+    can write: an empty user cache must not make predict run it."""
+    from transfer.litert import conversion_key
+    from transfer.predict import calibration_companions
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("model.keras", "classes.json"):  # the classifier without its calibration
+        (other / name).write_bytes((calibrated_dir / name).read_bytes())
+    planted = tmp_path / "tmp" / "transfer-litert-cache"
+    planted.mkdir(parents=True)
+    model = calibrated_dir / "model.keras"
+    key = conversion_key(model, calibration_companions(model))
+    converting, _ = transfer_predict(
+        other / "model.keras", photos[0][0], env={"XDG_CACHE_HOME": str(tmp_path / "converter_cache")}
+    )
+    assert converting.returncode == 0, converting.stderr
+    (converted,) = (tmp_path / "converter_cache" / "transfer" / "litert").glob("*.tflite")
+    (planted / f"{key}.tflite").write_bytes(converted.read_bytes())
+
+    files = photos[0][:3] + photos[1][:3]
+    _, expected = transfer_predict(model, *files, "--runtime", "keras")
+    env = {"TMPDIR": str(tmp_path / "tmp"), "XDG_CACHE_HOME": str(tmp_path / "empty_cache")}
+    result, lines = transfer_predict(model, *files, env=env)
+    assert result.returncode == 0, result.stderr
+    assert [line["known"] for line in lines] == [line["known"] for line in expected]
+    for line, reference in zip(lines, expected):
+        assert line["label"] == reference["label"]
+        assert line["score"] == pytest.approx(reference["score"], abs=LITERT_TOLERANCE)

@@ -1,5 +1,8 @@
 """LiteRT: conversions cached by content, read-only folders, and the same numbers as TensorFlow."""
 
+import hashlib
+import os
+import stat
 import tempfile
 
 import keras
@@ -13,14 +16,6 @@ from transfer.inference import TFLiteModel, outputs_of
 from transfer.io import file_sha256
 from transfer.litert import ConversionError, cached_conversion, keras_file_as_tflite
 from transfer.model import build_base, build_feature_extractor
-
-
-@pytest.fixture
-def temporary_cache(tmp_path, monkeypatch):
-    """tempfile's folder (the fallback cache) inside the test's own folder."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    return tmp_path / "tmp" / "transfer-litert-cache"
 
 
 def counting(converted=b"converted"):
@@ -39,30 +34,83 @@ def user_cache(tmp_path, monkeypatch):
     return tmp_path / "cache" / "transfer" / "litert"
 
 
-def test_a_conversion_is_made_once_then_read_from_the_cache(user_cache, temporary_cache):
+def test_a_conversion_is_made_once_then_read_from_the_cache(user_cache):
     convert, calls = counting()
     first = cached_conversion("abc", convert)
     second = cached_conversion("abc", convert)
-    assert first == second == user_cache / "abc.tflite"
-    assert first.read_bytes() == b"converted" and len(calls) == 1
+    assert first == second == b"converted" and len(calls) == 1
+    assert (user_cache / "abc.tflite").read_bytes() == b"converted"
+    # Private: the folder 0700, the entry and its record 0600.
+    assert stat.S_IMODE(user_cache.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(path.stat().st_mode) for path in user_cache.iterdir()} == {0o600}
+    assert (user_cache / "abc.sha256").read_text().strip() == hashlib.sha256(b"converted").hexdigest()
 
 
-def test_where_the_cache_cannot_be_written_the_temporary_cache_holds_it(user_cache, temporary_cache):
+def test_a_planted_entry_without_a_record_is_rebuilt_not_run(user_cache):
+    user_cache.mkdir(parents=True, mode=0o700)
+    (user_cache / "abc.tflite").write_bytes(b"planted")
+    convert, calls = counting()
+    assert cached_conversion("abc", convert) == b"converted" and len(calls) == 1
+    assert (user_cache / "abc.tflite").read_bytes() == b"converted"
+
+
+def test_an_entry_that_does_not_match_its_record_is_rebuilt(user_cache):
+    cached_conversion("abc", counting()[0])
+    (user_cache / "abc.tflite").write_bytes(b"changed after it was written")
+    convert, calls = counting()
+    assert cached_conversion("abc", convert) == b"converted" and len(calls) == 1
+
+
+def test_a_cache_folder_others_can_write_is_never_read(user_cache, capsys):
+    cached_conversion("abc", counting(b"planted")[0])  # an entry with a valid record...
+    user_cache.chmod(0o777)  # ...in a folder anyone could have written it to
+    convert, calls = counting()
+    assert cached_conversion("abc", convert) == b"converted" and len(calls) == 1
+    assert "writable by other users" in capsys.readouterr().err
+    assert (user_cache / "abc.tflite").read_bytes() == b"planted"  # not touched either
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_a_cache_folder_of_another_user_is_never_read(user_cache, capsys):
+    cached_conversion("abc", counting(b"planted")[0])
+    os.chown(user_cache, 65534, 65534)
+    convert, calls = counting()
+    assert cached_conversion("abc", convert) == b"converted" and len(calls) == 1
+    assert "owned by another user" in capsys.readouterr().err
+
+
+def test_a_symbolic_link_as_cache_folder_is_never_read(tmp_path, user_cache, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (elsewhere / "abc.tflite").write_bytes(b"planted")
+    (elsewhere / "abc.sha256").write_text(hashlib.sha256(b"planted").hexdigest())
+    user_cache.parent.mkdir(parents=True)
+    user_cache.symlink_to(elsewhere)
+    convert, calls = counting()
+    assert cached_conversion("abc", convert) == b"converted" and len(calls) == 1
+    assert "symbolic link" in capsys.readouterr().err
+
+
+def test_the_shared_temporary_folder_is_not_a_cache(user_cache, tmp_path, monkeypatch):
+    # Earlier versions fell back to <tmp>/transfer-litert-cache, which any local user can write.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    planted = tmp_path / "tmp" / "transfer-litert-cache"
+    planted.mkdir(parents=True)
+    (planted / "abc.tflite").write_bytes(b"planted")
+    user_cache.parent.mkdir(parents=True)
+    user_cache.write_text("in the way: the cache cannot be made")
+    convert, calls = counting()
+    assert cached_conversion("abc", convert) == b"converted" and len(calls) == 1
+
+
+def test_where_the_cache_cannot_be_made_each_run_converts_with_a_notice(user_cache, capsys):
     # Root can write anywhere, so a file stands where the cache folder would be.
     user_cache.parent.mkdir(parents=True)
     user_cache.write_text("in the way")
     convert, calls = counting()
-    path = cached_conversion("abc", convert)
-    assert path == temporary_cache / "abc.tflite" and path.read_bytes() == b"converted"
-    assert cached_conversion("abc", convert) == path and len(calls) == 1
-
-
-def test_nowhere_to_write_is_a_conversion_error(user_cache, temporary_cache):
-    user_cache.parent.mkdir(parents=True)
-    user_cache.write_text("in the way")
-    temporary_cache.write_text("in the way too")
-    with pytest.raises(ConversionError, match="cannot write the LiteRT conversion"):
-        cached_conversion("abc", counting()[0])
+    assert cached_conversion("abc", convert) == cached_conversion("abc", convert) == b"converted"
+    assert len(calls) == 2
+    assert f"notice: not caching in {user_cache}" in capsys.readouterr().err
 
 
 def save_classifier(path, seed):
@@ -76,14 +124,14 @@ def save_classifier(path, seed):
     return model
 
 
-def test_a_changed_model_file_is_converted_again_never_served_stale(tmp_path, user_cache, temporary_cache):
+def test_a_changed_model_file_is_converted_again_never_served_stale(tmp_path, user_cache):
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
     model_path = tmp_path / "model.keras"
     outputs = []
     for seed in (0, 1):
         model = save_classifier(model_path, seed)
         tflite = keras_file_as_tflite(model_path)
-        assert tflite == user_cache / f"{file_sha256(model_path)}.tflite"
+        assert tflite == (user_cache / f"{file_sha256(model_path)}.tflite").read_bytes()
         logits = TFLiteModel(tflite).logits(images)
         np.testing.assert_allclose(logits, model.predict_on_batch(images), atol=1e-4)
         outputs.append((tflite, logits))
@@ -91,10 +139,10 @@ def test_a_changed_model_file_is_converted_again_never_served_stale(tmp_path, us
     assert not np.allclose(outputs[0][1], outputs[1][1])
     assert len(list(user_cache.glob("*.tflite"))) == 2
     # Nothing beside the model file.
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "model.keras", "tmp"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "model.keras"]
 
 
-def test_a_model_with_an_op_litert_lacks_is_a_conversion_error(tmp_path, user_cache, temporary_cache):
+def test_a_model_with_an_op_litert_lacks_is_a_conversion_error(tmp_path, user_cache):
     # Area resizing is TensorFlow's ResizeArea: no LiteRT builtin runs it.
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Resizing(16, 16, interpolation="area")(inputs)
@@ -105,7 +153,7 @@ def test_a_model_with_an_op_litert_lacks_is_a_conversion_error(tmp_path, user_ca
     assert not list(tmp_path.rglob("*.tflite"))
 
 
-def test_a_model_file_that_cannot_load_stays_a_pipeline_error(tmp_path, user_cache, temporary_cache):
+def test_a_model_file_that_cannot_load_stays_a_pipeline_error(tmp_path, user_cache):
     (tmp_path / "model.keras").write_text("not a zip")
     with pytest.raises(PipelineError, match="cannot load .*model.keras"):
         keras_file_as_tflite(tmp_path / "model.keras")

@@ -6,7 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import LITERT_TOLERANCE, PROJECT_ROOT, make_image, transfer_predict
+from tests.conftest import (
+    LITERT_TOLERANCE,
+    PROJECT_ROOT,
+    make_image,
+    predict_listing_imports,
+    transfer_predict,
+)
 from transfer.__main__ import main
 from transfer.images import find_images, load_image
 from transfer.io import file_sha256
@@ -211,6 +217,13 @@ def test_predict_never_imports_matplotlib_or_tensorflow_for_tflite():
         "assert 'tensorflow' not in sys.modules, 'tensorflow'\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True, timeout=120)
+
+
+def test_a_cached_conversion_of_a_plain_model_runs_without_importing_tensorflow(model_dir, mixed_folder):
+    image = mixed_folder / "a_good.jpg"
+    warm, expected = transfer_predict(model_dir / "model.keras", image)
+    assert warm.returncode == 0, warm.stderr
+    assert predict_listing_imports(model_dir / "model.keras", image) == (0, [], expected)
 
 
 def test_a_batch_of_only_unreadable_files_is_reported_and_the_run_goes_on(model_dir, mixed_folder, capsys):

@@ -63,17 +63,19 @@ RUNTIMES = ("auto", "keras", "litert")  # what runs a model file in `transfer pr
 
 
 class TFLiteModel:
-    """A .tflite file run by LiteRT's interpreter (ai-edge-litert), XNNPACK on `threads`
-    threads (None or 0: every core). A deployed model's file has two named outputs,
-    `logits` and `novelty` (transfer.deployed); any other file's first output is its logits
+    """A .tflite model (a file's path, or the bytes of a cached conversion) run by LiteRT's
+    interpreter (ai-edge-litert), XNNPACK on `threads` threads (None or 0: every core). A
+    deployed model has two named outputs, `logits` and `novelty` (transfer.deployed); any
+    other model's first output is its logits
     (or, for a feature extractor, its features). calibration: what its outputs were
     calibrated with (read_calibration), or None."""
 
-    def __init__(self, path, threads=None, calibration=None):
+    def __init__(self, model, threads=None, calibration=None):
         from ai_edge_litert.interpreter import Interpreter
 
+        source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
         with info_lines_filtered():
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count())
+            self.interpreter = Interpreter(**source, num_threads=threads or os.cpu_count())
         self.calibration = calibration
         self.input = self.interpreter.get_input_details()[0]
         signatures = self.interpreter._get_full_signature_list()  # {key: {"outputs": {name: tensor}}}

@@ -2,63 +2,46 @@
 
 On a CPU, LiteRT runs the same float32 network 2-4x faster than TensorFlow's
 own forward pass. A conversion takes seconds, so it is cached in the user's
-cache (`$XDG_CACHE_HOME/transfer/litert`, default `~/.cache/transfer/litert`):
-a `.keras` file's under the sha256 of the file, an in-memory model's (extract's
-frozen base) under that of its architecture and weights. The cache lives
-outside the project, so no stage writes anything it does not declare. A changed
-model has another key, so a stale conversion is never used; where the folder
-cannot be written, a temporary folder holds the cache instead.
+private cache (`$XDG_CACHE_HOME/transfer/litert`, default `~/.cache/transfer/litert`;
+transfer.cache: checked before every use, never a shared folder): a `.keras` file's
+under the sha256 of the file, an in-memory model's (extract's frozen base) under that
+of its architecture and weights. The cache lives outside the project, so no stage writes
+anything it does not declare. A changed model has another key, so a stale conversion is
+never used. Conversions are handed over as the checked bytes (TFLiteModel runs bytes or a file).
 TensorFlow is imported only to convert: running a .tflite file needs LiteRT alone.
 """
 
 import contextlib
 import hashlib
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from transfer.cache import PrivateCache
 from transfer.errors import one_line
-from transfer.io import atomic_path, file_sha256
+from transfer.io import file_sha256
 from transfer.quiet import info_lines_filtered
+
+CACHE = PrivateCache("litert", ".tflite")
 
 
 class ConversionError(Exception):
-    """A model that loads but that LiteRT cannot run (an op it lacks), or nowhere to cache it."""
-
-
-def user_cache():
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "transfer" / "litert"
-
-
-def temporary_cache():
-    return Path(tempfile.gettempdir()) / "transfer-litert-cache"
+    """A model that loads but that LiteRT cannot run (an op it lacks)."""
 
 
 def cached_conversion(key, convert):
-    """<user cache>/<key>.tflite (or the temporary cache's), written by convert() -> bytes on a miss."""
-    places = [user_cache(), temporary_cache()]
-    for place in places:
-        if (place / f"{key}.tflite").is_file():
-            return place / f"{key}.tflite"
-    print(f"LiteRT: converting the model once (cached in {places[0]})", file=sys.stderr, flush=True)
-    converted = convert()
-    for place in places:
-        try:
-            place.mkdir(parents=True, exist_ok=True)
-            with atomic_path(place / f"{key}.tflite") as temporary:
-                temporary.write_bytes(converted)
-            return place / f"{key}.tflite"
-        except OSError:
-            continue  # read-only: the next place
-    raise ConversionError(f"cannot write the LiteRT conversion to {places[0]} or {places[-1]}")
+    """The .tflite bytes cached under key, or convert() -> bytes on a miss (then cached)."""
+
+    def announce():
+        print(f"LiteRT: converting the model once (cached in {CACHE.folder})", file=sys.stderr, flush=True)
+
+    return CACHE.get(key, convert, announce)
 
 
 def keras_file_as_tflite(model_path, load=None, companions=()):
-    """The float32 .tflite of a .keras file, from the cache.
+    """The float32 .tflite bytes of a .keras file, from the cache.
 
     load: () -> the Keras model to convert (default: the file's own); companions: other
     files it is built from (the calibration beside the model), part of the cache key."""
@@ -86,7 +69,7 @@ def conversion_key(model_path, companions=()):
 
 
 def model_as_tflite(model):
-    """The float32 .tflite of an in-memory Keras model, from the cache."""
+    """The float32 .tflite bytes of an in-memory Keras model, from the cache."""
     digest = hashlib.sha256(model.to_json().encode())
     for weight in model.weights:
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())

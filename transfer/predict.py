@@ -50,13 +50,18 @@ def calibration_companions(path):
 
 
 def keras_file_as_deployed_tflite(path):
-    """The cached float32 .tflite of what KerasModel(path) runs."""
-    from transfer.deployed import load_deployed
+    """The cached float32 .tflite bytes of what KerasModel(path) runs. Keras and TensorFlow
+    are imported only to convert: a cached conversion runs on LiteRT alone."""
+
+    def load():
+        from transfer.deployed import load_deployed
+
+        return load_deployed(path)[0]
 
     companions = calibration_companions(path)
     if not companions:
         return keras_file_as_tflite(path)
-    return keras_file_as_tflite(path, load=lambda: load_deployed(path)[0], companions=companions)
+    return keras_file_as_tflite(path, load=load, companions=companions)
 
 
 def open_model(path, runtime="auto"):
