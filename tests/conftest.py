@@ -71,6 +71,18 @@ def make_image(path, color, size=(40, 30), mode="RGB", fmt=None, noise_seed=0):
     return path
 
 
+def names_in_every_split(class_name, count, fractions, seed):
+    """count file names for a class folder whose first three fall in train, validation and test."""
+    from transfer.folder_source import split_key, split_of
+
+    names = [f"{index:03d}.jpg" for index in range(1000)]
+    first = {}
+    for name in names:
+        first.setdefault(split_of(split_key(f"{class_name}/{name}", seed), fractions), name)
+    chosen = list(first.values())
+    return chosen + [name for name in names if name not in chosen][: count - len(chosen)]
+
+
 def make_image_folder(root, per_class=20, classes=("cats", "dogs")):
     """A folder source: reddish 'cats' and bluish 'dogs', easy to tell apart."""
     colors = [(200, 60, 60), (60, 60, 200), (60, 200, 60)]

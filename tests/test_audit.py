@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import default_params, make_image, make_image_folder, write_params
+from tests.conftest import default_params, make_image, make_image_folder, names_in_every_split, write_params
 from tests.test_stages import error_lines, run_stage
 from transfer.audit import audit, duplicate_rows, label_issue_rows, summary
 from transfer.duplicates import (
@@ -266,9 +266,10 @@ def test_the_audit_stage_writes_its_lists_and_figures(tmp_path):
 
 
 def test_a_dataset_too_small_to_audit_is_one_line_and_writes_nothing(tmp_path):
-    for index in range(4):
-        make_image(tmp_path / "images" / "cats" / f"{index}.jpg", (200, 60, 60), noise_seed=index)
-        make_image(tmp_path / "images" / "dogs" / f"{index}.jpg", (60, 60, 200), noise_seed=index)
+    # Four photos of each class, one in each split at least (prepare's rule), too few for 5 folds.
+    for class_name, color in (("cats", (200, 60, 60)), ("dogs", (60, 60, 200))):
+        for name in names_in_every_split(class_name, 4, [0.6, 0.2, 0.2], seed=0):
+            make_image(tmp_path / "images" / class_name / name, color, noise_seed=len(name))
     prepare_and_extract(tmp_path / "images", tmp_path)
     write_params(tmp_path / "params.yaml", data__source="folder", data__path="images")
     before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
@@ -281,7 +282,7 @@ def test_a_dataset_too_small_to_audit_is_one_line_and_writes_nothing(tmp_path):
 
 
 def test_prepare_with_a_stale_exclusion_is_one_line_and_writes_nothing(tmp_path):
-    make_image_folder(tmp_path / "images", per_class=10)
+    make_image_folder(tmp_path / "images", per_class=14)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "exclusions.csv").write_text("path,action\ncats/gone.jpg,drop\n")
     write_params(tmp_path / "params.yaml", data__source="folder", data__path="images")

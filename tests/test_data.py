@@ -142,7 +142,7 @@ def test_adding_photos_never_moves_existing_ones(tmp_path):
 
 
 def test_same_input_gives_identical_shards(tmp_path):
-    root = make_image_folder(tmp_path / "images", per_class=15)
+    root = make_image_folder(tmp_path / "images", per_class=16)
     prepare_folder(root, tmp_path / "a", 32, FRACTIONS, seed=0)
     prepare_folder(root, tmp_path / "b", 32, FRACTIONS, seed=0)
     for path in (tmp_path / "a").iterdir():
@@ -219,7 +219,7 @@ def test_image_dataset_streams_shuffled_batches(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupted_shards_are_detected(tmp_path, damage):
-    root = make_image_folder(tmp_path / "images", per_class=10)
+    root = make_image_folder(tmp_path / "images", per_class=16)
     prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)
     path = tmp_path / "prepared" / read_meta(tmp_path / "prepared")["splits"]["train"]["shards"][0]
     data = bytearray(path.read_bytes())
@@ -233,7 +233,7 @@ def test_corrupted_shards_are_detected(tmp_path, damage):
 
 
 def test_a_folder_of_bad_files_is_handled_and_nothing_is_lost(tmp_path):
-    root = make_image_folder(tmp_path / "images", per_class=12)
+    root = make_image_folder(tmp_path / "images", per_class=16)
     cats, dogs = root / "cats", root / "dogs"
     (cats / "zero.jpg").write_bytes(b"")
     (cats / "text.jpg").write_text("not an image")
@@ -296,7 +296,7 @@ def test_a_class_too_small_for_the_split_stops_with_one_line(tmp_path):
     for path in (root / "dogs").iterdir():
         if path not in kept[:2]:
             path.unlink()
-    with pytest.raises(PipelineError, match=r"class 'dogs' has no training images: its 2 images are too few"):
+    with pytest.raises(PipelineError, match=r"class 'dogs' has 0 photos in the train split \(2 in all\)"):
         prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)
 
 
@@ -321,3 +321,29 @@ def test_fixed_batches_cross_shards_and_pad_the_last(tmp_path, monkeypatch):
     expected_ids = [str(i) for shard in shards for i in shard[2]]
     assert [str(i) for batch in batches for i in batch[2]] == expected_ids
     assert not batches[-1][0][counts[-1] :].any()  # zero padding
+
+
+def test_a_class_missing_from_the_test_split_is_refused_before_anything_is_written(tmp_path):
+    root = make_image_folder(tmp_path / "images", per_class=30)
+    for path in (root / "dogs").iterdir():
+        if split_of(split_key(f"dogs/{path.name}", 0), FRACTIONS) == "test":
+            path.unlink()
+    left = len(list((root / "dogs").iterdir()))
+    message = rf"class 'dogs' has 0 photos in the test split \({left} in all\): every split needs at least 1"
+    with pytest.raises(PipelineError, match=message):
+        prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)
+    assert not (tmp_path / "prepared").exists()
+
+
+def test_an_exclusion_that_empties_a_split_of_a_class_is_refused(tmp_path):
+    from transfer.exclusions import Exclusions
+
+    root = make_image_folder(tmp_path / "images", per_class=30)
+    in_test = [
+        f"dogs/{path.name}"
+        for path in sorted((root / "dogs").iterdir())
+        if split_of(split_key(f"dogs/{path.name}", 0), FRACTIONS) == "test"
+    ]
+    exclusions = Exclusions({path: "cats" for path in in_test})  # all moved to the other class
+    with pytest.raises(PipelineError, match="class 'dogs' has 0 photos in the test split"):
+        prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0, exclusions=exclusions)

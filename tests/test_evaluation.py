@@ -62,6 +62,15 @@ def test_report_agrees_with_the_predictions_table():
         evaluation_report(BINARY, logits, 1 - labels, logits, labels)
 
 
+def test_a_split_without_a_class_is_said_in_the_report_and_on_stderr(capsys):
+    logits = np.array([2.0, -1.0, 3.0, 0.5])
+    labels = np.array([1, 1, 1, 1])  # no cat in the test split
+    report = evaluation_report(BINARY, logits, labels, logits, labels, (logits, np.array([0, 1, 0, 1])))
+    assert report["finetuned"]["classes_missing"] == ["cat"] and "classes_missing" not in report["validation"]
+    err = capsys.readouterr().err
+    assert err.startswith("warning: the test split has no photo of cat: its figures cover the other classes")
+
+
 def test_k_class_report_and_rows_name_the_most_probable_class():
     task = Task(["a", "b", "c"])
     logits = np.array([[3.0, 0.0, 0.0], [0.0, 0.0, 2.0], [1.0, 1.5, 0.0]])
@@ -76,7 +85,7 @@ def test_k_class_report_and_rows_name_the_most_probable_class():
 
 def test_predict_split_and_images_by_id(tmp_path, monkeypatch):
     monkeypatch.setattr("transfer.shards.SHARD_BYTES", 32 * 32 * 3 * 4)
-    root = make_image_folder(tmp_path / "images", per_class=10)
+    root = make_image_folder(tmp_path / "images", per_class=14)
     prepare_folder(root, tmp_path / "prepared", 32, [0.5, 0.25, 0.25], seed=0)
     model = build_classifier(build_base(32, "none"), build_head())
     logits, labels, ids = predict_split(
@@ -105,7 +114,7 @@ def test_tta_averages_each_image_with_its_left_right_mirror():
 def test_predict_split_with_tta_uses_the_mirror(tmp_path, shared_weights):
     import keras
 
-    root = make_image_folder(tmp_path / "images", per_class=6)
+    root = make_image_folder(tmp_path / "images", per_class=14)
     prepare_folder(root, tmp_path / "prepared", 32, [0.5, 0.25, 0.25], seed=0)
     keras.utils.set_random_seed(0)  # real base, random head: varied logits
     model = build_classifier(build_base(32, str(shared_weights)), build_head())

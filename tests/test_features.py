@@ -61,7 +61,7 @@ def test_corrupted_features_are_detected(tmp_path, damage):
 
 
 def test_extract_is_deterministic(tmp_path, shared_weights):
-    root = make_image_folder(tmp_path / "images", per_class=10)
+    root = make_image_folder(tmp_path / "images", per_class=14)
     prepare_folder(root, tmp_path / "prepared", 32, [0.6, 0.2, 0.2], seed=0)
     extractor = build_feature_extractor(build_base(32, str(shared_weights)))
     for run in ("a", "b"):

@@ -117,6 +117,13 @@ def test_a_class_without_test_images_is_left_out_of_every_macro_figure():
     assert metrics["macro_recall"] == metrics["balanced_accuracy"]
     assert metrics["macro_precision"] == pytest.approx((1 + 1) / 2)
     assert metrics["macro_f1"] == pytest.approx((2 / 3 + 1) / 2)
+    assert metrics["classes_missing"] == ["c"]
+
+
+def test_classes_missing_appears_only_when_a_class_is_missing():
+    assert "classes_missing" not in binary_metrics([0, 1, 1], [-1.0, 2.0, 0.5])
+    metrics = binary_metrics([1, 1, 1], [-1.0, 2.0, 0.5])  # no cat: accuracy 2/3, AUC undefined
+    assert metrics["classes_missing"] == ["cat"] and np.isnan(metrics["auc"])
 
 
 def test_top5_accuracy_when_more_than_five_classes():

@@ -5,15 +5,22 @@ import sys
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, SUMMARY, default_params, make_image, write_params
+from tests.conftest import (
+    PROJECT_ROOT,
+    SUMMARY,
+    default_params,
+    make_image,
+    names_in_every_split,
+    write_params,
+)
 from transfer.folder_source import split_key, split_of
 
 
 def make_no_training_dogs(root):
-    """Ten cats and one dog whose file name falls outside the training split."""
+    """Ten cats, in every split, and one dog whose file name falls outside the training split."""
     params = default_params()["data"]
-    for index in range(10):
-        make_image(root / "cats" / f"{index}.jpg", (200, 60, 60), noise_seed=index)
+    for index, name in enumerate(names_in_every_split("cats", 10, params["split"], params["seed"])):
+        make_image(root / "cats" / name, (200, 60, 60), noise_seed=index)
     name = next(
         f"dog{index}.jpg"
         for index in range(100)
@@ -49,7 +56,7 @@ def error_lines(result):
         (
             "prepare",
             {"data__source": "folder", "data__path": "no_training_dogs"},
-            "class 'dogs' has no training images: its 1 images are too few for data.split",
+            "class 'dogs' has 0 photos in the train split (1 in all): every split needs at least 1",
         ),
         (
             "prepare",

@@ -1,5 +1,7 @@
 """Test-split predictions of both models, and what is reported about them."""
 
+import sys
+
 import numpy as np
 
 from transfer.artifacts import FEATURES, HEAD_MODEL, MODEL, PREPARED, read_calibration
@@ -67,6 +69,15 @@ def evaluation_report(task, head_logits, head_labels, logits, labels, validation
             "images": len(validation_labels),
             "balanced_accuracy": metrics["balanced_accuracy"],
         }
+        if "classes_missing" in metrics:
+            report["validation"]["classes_missing"] = metrics["classes_missing"]
+    for split, figures in (("test", report["finetuned"]), ("validation", report.get("validation", {}))):
+        if "classes_missing" in figures:
+            print(
+                f"warning: the {split} split has no photo of {', '.join(figures['classes_missing'])}: "
+                "its figures cover the other classes only (see classes_missing in metrics/eval.json)",
+                file=sys.stderr,
+            )
     return report
 
 

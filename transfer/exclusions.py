@@ -56,16 +56,20 @@ class Exclusions:
                     f"({', '.join(class_names)})"
                 )
 
-    def apply(self, example_id, label):
+    def label_of(self, example_id, label):
+        """The label the photo keeps (its own, or the one it is moved to), or None to drop it."""
         action = self.actions.get(str(example_id))
         if action is None:
             return label
-        self._seen.add(str(example_id))
-        if action == DROP:
-            self.applied[DROP] += 1
-            return None
-        self.applied["relabel"] += 1
-        return self.class_names.index(action)
+        return None if action == DROP else self.class_names.index(action)
+
+    def apply(self, example_id, label):
+        """label_of, counted: what prepare.json reports and check_all_applied checks."""
+        new_label = self.label_of(example_id, label)
+        if str(example_id) in self.actions:
+            self._seen.add(str(example_id))
+            self.applied[DROP if new_label is None else "relabel"] += 1
+        return new_label
 
     def check_all_applied(self):
         """A listed photo that is not in the dataset is a typo or a stale line: say which."""

@@ -10,7 +10,7 @@ from transfer.errors import PipelineError
 from transfer.exclusions import Exclusions
 from transfer.images import try_load_image
 from transfer.progress import Progress
-from transfer.shards import PreparedWriter
+from transfer.shards import SPLITS, PreparedWriter, check_class_counts
 
 
 def split_key(relative_path, seed):
@@ -88,13 +88,22 @@ def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None, exc
     # shuffle buffer smaller than the split still mixes them.
     keyed = sorted((split_key(path, seed), path, class_name) for path, class_name in candidates)
 
+    exclusions = exclusions or Exclusions()
+    exclusions.bind(class_names)
+    # The split's class counts before anything is decoded or written (unreadable files can
+    # only lower them: the writer checks again at the end).
+    planned = {split: dict.fromkeys(class_names, 0) for split in SPLITS}
+    for key, path, class_name in keyed:
+        label = exclusions.label_of(path, class_names.index(class_name))
+        if label is not None:
+            planned[split_of(key, fractions)][class_names[label]] += 1
+    check_class_counts(planned)
+
     def load(item):
         image, error = try_load_image(root / item[1], image_size)
         return item, image, None if error is None else f"unreadable: {error}"
 
     writer = PreparedWriter(out_dir, image_size, class_names, source=f"folder:{root}")
-    exclusions = exclusions or Exclusions()
-    exclusions.bind(class_names)
     # PIL releases the GIL while decoding, so threads decode in parallel. A window
     # of files at a time: pool.map would queue a task per file up front, and
     # memory would grow with the number of photos.

@@ -28,7 +28,8 @@ def classification_metrics(task, labels, logits):
     `top5_accuracy` is added when K > 5. Both: `balanced_accuracy` (mean
     per-class recall), `macro_precision`/`macro_recall`/`macro_f1` (means over the
     classes that have images in `labels`), and `per_class` precision/recall/F1/support
-    for every class.
+    for every class; `classes_missing` lists the classes with no image in `labels`, when
+    there are any (accuracy then covers the other classes only; AUC may be undefined).
     """
     labels = np.asarray(labels).reshape(-1).astype(np.int64)
     probabilities = task.probabilities(logits)
@@ -56,6 +57,9 @@ def classification_metrics(task, labels, logits):
     for name in ("precision", "recall", "f1"):
         metrics[f"macro_{name}"] = float(np.mean([figures[name] for figures in present]))
     metrics["per_class"] = per_class
+    missing = [name for name, figures in per_class.items() if not figures["support"]]
+    if missing:  # every figure above then means something else: said, in the figures themselves
+        metrics["classes_missing"] = missing
     return metrics
 
 

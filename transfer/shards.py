@@ -24,6 +24,30 @@ META_FILE = "meta.json"
 SHARD_BYTES = 64 * 2**20
 
 
+# The fewest photos of each class that every split must hold. A class missing from train
+# cannot be learnt; one missing from validation or test makes that split's figures mean
+# something else (accuracy over the other classes only, AUC undefined) without a sign.
+MIN_PHOTOS_PER_CLASS_PER_SPLIT = 1
+
+
+def check_class_counts(counts):
+    """Refuse {split: {class: photos}} where a split holds too few photos of a class, in one
+    line naming the class, the split and the counts."""
+    for split in SPLITS:
+        if sum(counts[split].values()) == 0:
+            raise PipelineError(f"split '{split}' is empty: too few images for data.split")
+    for class_name in counts["train"]:
+        for split in SPLITS:
+            count = counts[split][class_name]
+            if count < MIN_PHOTOS_PER_CLASS_PER_SPLIT:
+                total = sum(counts[other][class_name] for other in SPLITS)
+                raise PipelineError(
+                    f"class '{class_name}' has {count} photos in the {split} split ({total} in all): "
+                    f"every split needs at least {MIN_PHOTOS_PER_CLASS_PER_SPLIT} of each class; "
+                    "add photos of it, or change data.split or data.seed"
+                )
+
+
 class PreparedWriter:
     """Collects resized images per split and writes them as shards plus meta.json.
 
@@ -80,17 +104,7 @@ class PreparedWriter:
         """Write the last shards and meta.json; returns the counts per split and class."""
         for split in SPLITS:
             self._flush(split)
-            if sum(self.counts[split].values()) == 0:
-                raise PipelineError(f"split '{split}' is empty: too few images for data.split")
-        # A class missing from validation or test only weakens those figures
-        # (prepare.json shows it); one missing from train cannot be learnt.
-        for class_name, count in self.counts["train"].items():
-            if count == 0:
-                total = sum(self.counts[split][class_name] for split in SPLITS)
-                raise PipelineError(
-                    f"class '{class_name}' has no training images: "
-                    f"its {total} images are too few for data.split"
-                )
+        check_class_counts(self.counts)
         meta = {
             "source": self.source,
             "image_size": self.image_size,

@@ -10,7 +10,7 @@ import numpy as np
 
 from transfer.errors import PipelineError, one_line
 from transfer.exclusions import Exclusions
-from transfer.images import resize_image
+from transfer.images import eight_bits, resize_image
 from transfer.progress import Progress
 from transfer.shards import SPLITS, PreparedWriter
 
@@ -91,7 +91,7 @@ def prepare_tfds(out_dir, image_size, fractions, name="cats_vs_dogs", data_dir=N
         for split, split_name, dataset in zip(SPLITS, split_names, datasets):
             for index, example in enumerate(tfds.as_numpy(dataset)):
                 progress.update(1)
-                image = example[image_key]
+                image = eight_bits(example[image_key])  # a dataset of 16-bit images: scaled
                 if image.shape[-1] == 1:
                     image = np.repeat(image, 3, axis=-1)
                 image = np.ascontiguousarray(image[..., :3])  # RGBA: alpha dropped, as for files
