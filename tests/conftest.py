@@ -83,6 +83,33 @@ def names_in_every_split(class_name, count, fractions, seed):
     return chosen + [name for name in names if name not in chosen][: count - len(chosen)]
 
 
+def high_bit_depth_twins():
+    """{name: (16-bit file bytes, 8-bit twin's bytes)}: a generated photo-like image stored with
+    16 bits per channel (random low bytes) and with their high bytes alone, in 8 bits."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    ramp = np.add.outer(np.arange(48) * 4, np.arange(64) * 3) % 256
+    rgb8 = np.stack([ramp, 255 - ramp, (ramp * 7) % 256], -1).astype(np.uint8)
+    gray8 = rgb8[..., 0]
+
+    def widened(pixels):
+        return pixels.astype(np.uint16) * 256 + rng.integers(0, 256, pixels.shape, dtype=np.uint16)
+
+    def encoded(image, fmt):
+        buffer = io.BytesIO()
+        image.save(buffer, format=fmt)
+        return buffer.getvalue()
+
+    gray16 = Image.fromarray(widened(gray8))  # Pillow's mode I;16
+    assert gray16.mode == "I;16"
+    return {
+        "gray16_png": (encoded(gray16, "PNG"), encoded(Image.fromarray(gray8), "PNG")),
+        "gray16_tiff": (encoded(gray16, "TIFF"), encoded(Image.fromarray(gray8), "PNG")),
+        "rgb16_png": (tf.io.encode_png(widened(rgb8)).numpy(), encoded(Image.fromarray(rgb8), "PNG")),
+    }
+
+
 def make_image_folder(root, per_class=20, classes=("cats", "dogs")):
     """A folder source: reddish 'cats' and bluish 'dogs', easy to tell apart."""
     colors = [(200, 60, 60), (60, 60, 200), (60, 200, 60)]

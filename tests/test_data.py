@@ -1,10 +1,11 @@
+import io
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import make_image, make_image_folder
+from tests.conftest import high_bit_depth_twins, make_image, make_image_folder
 from transfer.errors import PipelineError
 from transfer.folder_source import list_folder, prepare_folder, split_key, split_of
 from transfer.images import load_image
@@ -73,6 +74,22 @@ def test_load_image_converts_any_common_image_to_rgb_at_size(tmp_path, mode, fmt
     assert image.shape == (24, 24, 3) and image.dtype == np.uint8
     if mode in ("RGB", "RGBA", "CMYK", "P"):
         assert image[..., 0].mean() > image[..., 2].mean() + 50  # still red
+
+
+@pytest.mark.parametrize("name", ["gray16_png", "gray16_tiff", "rgb16_png"])
+def test_16_bit_images_are_scaled_to_8_bits_not_clipped(name):
+    # What prepare and predict both decode with: a 16-bit file gives its 8-bit twin's pixels.
+    sixteen, eight = high_bit_depth_twins()[name]
+    image = load_image(io.BytesIO(sixteen), 40)
+    np.testing.assert_array_equal(image, load_image(io.BytesIO(eight), 40))
+    assert image.mean() < 200  # not the white that clipping made
+
+
+def test_32_bit_float_images_are_unreadable_not_guessed():
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(buffer, format="TIFF")
+    with pytest.raises(ValueError, match="32-bit floating-point"):
+        load_image(io.BytesIO(buffer.getvalue()), 8)
 
 
 def test_load_image_applies_exif_orientation(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from tests.conftest import jpeg_with_orientation
+from tests.conftest import high_bit_depth_twins, jpeg_with_orientation
 from transfer.deployed import deployed_model
 from transfer.export import export_saved_model, load_serving
 from transfer.images import load_image
@@ -91,6 +91,14 @@ def test_a_rotated_real_photo_is_decoded_upright_as_pillow_decodes_it(rotated_ph
     assert np.abs(served - expected).mean() <= 0.2 and np.abs(served - expected).max() <= 2
     # The same photo stored upright decodes to (nearly) the same image.
     assert np.abs(served - load_image(io.BytesIO(jpeg_with_orientation(upright, 1)), 160)).mean() < 2
+
+
+@pytest.mark.parametrize("name", ["gray16_png", "rgb16_png"])
+def test_the_in_graph_decoder_scales_16_bit_pngs_as_pillow_does(name):
+    sixteen, eight = high_bit_depth_twins()[name]
+    served = decode_for_serving(tf.constant(sixteen), 40).numpy()
+    np.testing.assert_array_equal(served, decode_for_serving(tf.constant(eight), 40).numpy())
+    assert np.abs(served - load_image(io.BytesIO(sixteen), 40)).max() <= 1
 
 
 def test_the_saved_model_serves_a_rotated_photo_as_predict_sees_it(rotated_photo, tmp_path):

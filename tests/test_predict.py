@@ -282,3 +282,69 @@ def test_the_installed_transfer_command_runs_predict(model_dir, mixed_folder):
     assert result.returncode == 0, result.stderr[-2000:]
     _, expected = transfer_predict("--runtime", "keras", model_dir / "model.keras", *files)
     assert [json.loads(line) for line in result.stdout.splitlines()] == expected
+
+
+RANDOM_BYTES = np.random.default_rng(0).bytes(5000)
+
+
+@pytest.mark.parametrize(
+    "model_name, model_bytes, classes_json, message",
+    [
+        ("model.tflite", RANDOM_BYTES, None, "not a TFLite model: {model} (it lacks the TFL3"),
+        ("model.tflite", RANDOM_BYTES, '{"class_names": ["a", "b"]}', "not a TFLite model: {model}"),
+        ("model.keras", RANDOM_BYTES, '{"class_names": ["a", "b"]}', "cannot load {model}: not a Keras"),
+        ("model.keras", None, "not json", "{classes} is not valid JSON"),
+        ("model.keras", None, "{}", '{classes}: "class_names" must be a list of two or more distinct'),
+        ("model.keras", None, '{"class_names": "cd"}', "class names, found 'cd'"),
+        ("model.keras", None, '{"class_names": ["cat"]}', "class names, found ['cat']"),
+        ("model.keras", None, '{"class_names": ["cat", "cat"]}', "class names, found ['cat', 'cat']"),
+    ],
+)
+def test_a_bad_model_or_classes_file_is_one_error_line_and_exit_2(
+    tmp_path, model_dir, mixed_folder, capsys, model_name, model_bytes, classes_json, message
+):
+    model = tmp_path / model_name
+    model.write_bytes(model_bytes if model_bytes is not None else (model_dir / "model.keras").read_bytes())
+    if classes_json is not None:
+        (tmp_path / "classes.json").write_text(classes_json)
+    status, lines, err = predict_in_process(capsys, model, mixed_folder / "a_good.jpg")
+    assert status == 2 and lines == []
+    assert err.splitlines()[-1].startswith("error: ")
+    assert message.format(model=model, classes=tmp_path / "classes.json") in err.splitlines()[-1]
+    assert "Traceback" not in err
+
+
+def test_a_folder_with_no_image_to_predict_is_one_error_line_and_exit_2(model_dir, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("no image")
+    (tmp_path / "photo.heic").write_bytes(b"HEIC is not decoded here")
+    status, lines, err = predict_in_process(capsys, model_dir / "model.keras", tmp_path)
+    assert status == 2 and lines == []
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: no images in {tmp_path}: a folder search picks up")
+
+
+def test_a_folder_of_only_unreadable_images_says_so_and_exits_1(model_dir, tmp_path, capsys):
+    (tmp_path / "a.jpg").write_text("not an image")
+    (tmp_path / "b.png").write_bytes(b"")
+    status, lines, err = predict_in_process(capsys, model_dir / "model.keras", tmp_path)
+    assert status == 1 and all("error" in line for line in lines) and len(lines) == 2
+    assert err.strip().splitlines()[-1] == "error: none of the 2 files could be read as an image"
+
+
+def test_a_folder_search_and_a_named_file_accept_the_same_formats(tmp_path):
+    from PIL import Image
+
+    from transfer.images import IMAGE_SUFFIXES, PHOTO_FORMATS, try_load_image
+
+    Image.init()
+    for suffix, name in Image.registered_extensions().items():
+        if name in PHOTO_FORMATS and name in Image.SAVE:
+            path = make_image(tmp_path / f"image{suffix}", (200, 60, 60), fmt=name)
+            image, error = try_load_image(path, 16)
+            assert error is None and suffix in IMAGE_SUFFIXES, (suffix, error)
+    assert ".avif" in IMAGE_SUFFIXES  # decoded when named, so listed from folders too
+    # A format outside the list is refused when named, as a folder search skips it.
+    make_image(tmp_path / "image.pcx", (200, 60, 60), fmt="PCX")
+    assert ".pcx" not in IMAGE_SUFFIXES and try_load_image(tmp_path / "image.pcx", 16)[0] is None
+    (tmp_path / "phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    assert "pillow-heif" in try_load_image(tmp_path / "phone.heic", 16)[1]

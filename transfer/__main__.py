@@ -18,7 +18,7 @@ DEFAULT_TOP = 3
 
 def predict_command(args):
     from transfer.artifacts import read_class_names
-    from transfer.images import find_images
+    from transfer.images import IMAGE_SUFFIXES, find_images
     from transfer.predict import open_model, predict_files
     from transfer.progress import Progress
 
@@ -37,6 +37,9 @@ def predict_command(args):
             "and predicts the most probable"
         )
     files = find_images(args.paths)
+    if not files:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise PipelineError(f"no images in {', '.join(args.paths)}: a folder search picks up {suffixes}")
     model = open_model(args.model, args.runtime)
     top = args.top if args.top is not None else (0 if task.binary else DEFAULT_TOP)
     threshold = THRESHOLD if args.threshold is None else args.threshold
@@ -56,6 +59,8 @@ def predict_command(args):
             failed += "error" in result
             print(json.dumps(result), flush=False)
     sys.stdout.flush()
+    if failed == len(files):
+        print(f"error: none of the {len(files)} files could be read as an image", file=sys.stderr)
     return 1 if failed else 0
 
 

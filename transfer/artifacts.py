@@ -10,9 +10,10 @@ the calibrate stage writes and `predict` and export read (transfer.deployed).
 """
 
 import json
+import struct
 from pathlib import Path
 
-from transfer.errors import PipelineError
+from transfer.errors import PipelineError, one_line
 from transfer.io import atomic_path, write_json
 
 PREPARED = "data/prepared"
@@ -30,6 +31,7 @@ NOVELTY_FILE = "novelty.npz"
 # The names of the metadata entries of an exported .tflite file: its class names, and what
 # a client needs to read its outputs (calibration.json without the statistics file).
 TFLITE_CLASSES_METADATA = "class_names"
+TFLITE_IDENTIFIER = b"TFL3"  # bytes 4-8 of every .tflite flatbuffer
 TFLITE_CALIBRATION_METADATA = "calibration"
 
 
@@ -47,7 +49,27 @@ def read_classes_file(folder, missing):
     path = Path(folder) / CLASSES_FILE
     if not path.is_file():
         raise PipelineError(missing.format(path=path))
-    return json.loads(path.read_text())["class_names"]
+    try:
+        content = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PipelineError(f"{path} is not valid JSON: {one_line(error)}") from None
+    return checked_class_names(content, path)
+
+
+def checked_class_names(content, source):
+    """content["class_names"] when it is a list of two or more distinct, non-empty names."""
+    names = content.get("class_names") if isinstance(content, dict) else None
+    if (
+        not isinstance(names, list)
+        or len(names) < 2
+        or not all(isinstance(name, str) and name.strip() for name in names)
+        or len(set(names)) != len(names)
+    ):
+        shown = repr(names)[:80] if names is not None else "nothing"
+        raise PipelineError(
+            f'{source}: "class_names" must be a list of two or more distinct class names, found {shown}'
+        )
+    return names
 
 
 def read_class_names(model_path):
@@ -65,18 +87,24 @@ def read_class_names(model_path):
 def tflite_class_names(path):
     """The class names stored in a .tflite file's metadata by the export stage, or None."""
     found = tflite_metadata(path, TFLITE_CLASSES_METADATA)
-    return None if found is None else found["class_names"]
+    return None if found is None else checked_class_names(found, f"{path}'s metadata")
 
 
 def tflite_metadata(path, name):
     """The JSON metadata entry `name` of a .tflite file, or None."""
     from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.Model.GetRootAsModel(Path(path).read_bytes(), 0)
-    for index in range(model.MetadataLength()):
-        metadata = model.Metadata(index)
-        if metadata.Name() == name.encode():
-            return json.loads(model.Buffers(metadata.Buffer()).DataAsNumpy().tobytes())
+    content = Path(path).read_bytes()
+    if content[4:8] != TFLITE_IDENTIFIER:
+        raise PipelineError(f"not a TFLite model: {path} (it lacks the TFL3 file identifier)")
+    try:
+        model = schema.Model.GetRootAsModel(content, 0)
+        for index in range(model.MetadataLength()):
+            metadata = model.Metadata(index)
+            if metadata.Name() == name.encode():
+                return json.loads(model.Buffers(metadata.Buffer()).DataAsNumpy().tobytes())
+    except (struct.error, IndexError, AttributeError, ValueError, UnicodeDecodeError) as error:
+        raise PipelineError(f"damaged TFLite model: {path} ({one_line(error)})") from None
     return None
 
 

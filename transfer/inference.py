@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from transfer.artifacts import DEPLOYED_OUTPUTS
+from transfer.errors import PipelineError, one_line
 from transfer.litert import keras_file_as_tflite, model_as_tflite
 from transfer.quiet import info_lines_filtered
 
@@ -74,8 +75,12 @@ class TFLiteModel:
         from ai_edge_litert.interpreter import Interpreter
 
         source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-        with info_lines_filtered():
-            self.interpreter = Interpreter(**source, num_threads=threads or os.cpu_count())
+        try:
+            with info_lines_filtered():
+                self.interpreter = Interpreter(**source, num_threads=threads or os.cpu_count())
+        except (ValueError, RuntimeError) as error:  # not a model LiteRT can read
+            name = "the converted model" if isinstance(model, bytes) else model
+            raise PipelineError(f"cannot run {name} with LiteRT: {one_line(error)}") from None
         self.calibration = calibration
         self.input = self.interpreter.get_input_details()[0]
         signatures = self.interpreter._get_full_signature_list()  # {key: {"outputs": {name: tensor}}}

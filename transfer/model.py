@@ -7,6 +7,7 @@ layer inside the model, so a saved model is self-contained and safe to load
 """
 
 import math
+import zipfile
 from pathlib import Path
 
 import keras
@@ -244,6 +245,8 @@ def load_model(path):
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"model not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise PipelineError(f"cannot load {path}: not a Keras model (a .keras file is a zip archive)")
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except ValueError as error:
