@@ -1,7 +1,6 @@
 """Stage 2: run the frozen base (model.backbone) once per image -> data/features."""
 
 from transfer.artifacts import FEATURES, PREPARED
-from transfer.backbones import check_params
 from transfer.errors import run_stage
 from transfer.features import extract_all
 from transfer.inference import outputs_of
@@ -13,7 +12,6 @@ from transfer.runtime import RESOLVED_FILE, start
 
 def main():
     params = load_params()
-    check_params(params)
     model = params["model"]
     with start(params["runtime"], training=False, recorded=RESOLVED_FILE).scope():
         base = build_base(params["data"]["image_size"], model["weights"], model["backbone"])

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from transfer.artifacts import HEAD_MODEL, MODEL, PREPARED, write_class_names
-from transfer.backbones import check_params
 from transfer.errors import run_stage
 from transfer.finetuning import augmentation_of, fine_tune
 from transfer.io import atomic_path, read_csv, write_csv, write_json
@@ -23,7 +22,6 @@ from transfer.training import HISTORY_COLUMNS, phase_report, seed_everything
 
 def main():
     params = load_params()
-    check_params(params)
     config, seed = params["finetune"], params["data"]["seed"]
     runtime = start(params["runtime"], recorded=RESOLVED_FILE)
     runtime.agree("finetune", params, inputs=[PREPARED, HEAD_MODEL, "plots/head_history.csv"])

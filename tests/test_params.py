@@ -1,4 +1,5 @@
 import pytest
+import yaml
 
 from tests.conftest import PROJECT_ROOT, default_params
 from transfer.backbones import BACKBONES, check_params
@@ -78,11 +79,28 @@ def test_invalid_values_name_key_value_and_what_is_allowed(section, key, value, 
 def test_backbone_limits_are_one_line_naming_the_rule(section, key, value, expected):
     params = default_params()
     params[section][key] = value
-    validate(params)  # the schema alone: prepare, which builds no backbone, accepts it
+    # Part of every stage's validation: the first stage of a run refuses it, before any work.
     with pytest.raises(PipelineError, match="^params.yaml: ") as error:
-        check_params(params)
+        validate(params)
     assert expected in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_a_params_error_says_how_to_undo_a_dvc_exp_run_set_value(tmp_path):
+    params = default_params()
+    params["data"]["image_size"] = 10
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(PipelineError) as error:
+        load_params(tmp_path / "params.yaml")
+    assert str(error.value).startswith("params.yaml: data.image_size = 10 is invalid: must be at least 32")
+    assert str(error.value).endswith("`git checkout params.yaml` restores the committed file)")
+
+
+def test_a_missing_weights_file_is_refused_by_validation(tmp_path):
+    params = default_params()
+    params["model"]["weights"] = str(tmp_path / "missing.h5")
+    with pytest.raises(PipelineError, match="model.weights: no such weights file: .*missing.h5"):
+        validate(params)
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))

@@ -63,9 +63,11 @@ def error_lines(result):
             {"data__source": "tfds", "data__tfds_name": "iris"},
             "tfds dataset 'iris' is not image classification",
         ),
-        ("extract", {"model__weights": "missing.h5"}, "model.weights: no such weights file: missing.h5"),
+        # What extract and finetune need, refused by the first stage of a run (runtime).
+        ("runtime", {"model__weights": "missing.h5"}, "model.weights: no such weights file: missing.h5"),
+        ("runtime", {"data__image_size": 10}, "data.image_size = 10 is invalid: must be at least 32"),
         (
-            "finetune",
+            "runtime",
             {"model__weights": "none", "finetune__fine_tune_at": 200},
             "finetune.fine_tune_at = 200 is invalid: must be an integer layer index from 0 to 154",
         ),
@@ -75,7 +77,7 @@ def test_bad_input_is_one_line_exit_1_and_no_output(tmp_path, stage, changes, me
     (tmp_path / "one_class" / "cats").mkdir(parents=True)
     make_no_training_dogs(tmp_path / "no_training_dogs")
     write_params(tmp_path / "params.yaml", **changes)
-    if stage != "prepare":  # as dvc repro runs it first: what the computing stages check on start
+    if stage not in ("prepare", "runtime"):  # as dvc repro runs it first: what the computing stages check on start
         assert run_stage("runtime", tmp_path).returncode == 0
     before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
     result = run_stage(stage, tmp_path)

@@ -13,6 +13,7 @@ tests/test_backbones.py.
 
 import difflib
 from dataclasses import dataclass
+from pathlib import Path
 
 from transfer.errors import PipelineError
 
@@ -128,11 +129,22 @@ def get_backbone(name):
     raise PipelineError(f"model.backbone = {name!r} is unknown{hint}: must be one of {', '.join(BACKBONES)}")
 
 
+def weights_argument(weights):
+    """model.weights as a Keras Applications constructor takes it: "imagenet", None (random
+    initialisation), or the path of an existing weights file."""
+    if weights == "none":
+        return None
+    if weights != "imagenet" and not Path(weights).is_file():
+        raise PipelineError(f"model.weights: no such weights file: {weights}")
+    return str(weights)
+
+
 def check_params(params):
-    """params.yaml's backbone exists, takes data.image_size and has the layer
-    finetune.fine_tune_at names. The stages that build a backbone (extract,
-    finetune) check this before any work; prepare does not read the model section."""
+    """params.yaml's backbone exists, takes data.image_size, has the layer finetune.fine_tune_at
+    names, and its weights file exists. Part of transfer.params.validate: checked by the first
+    stage of a run, before anything is written, not by the stage that builds the network."""
     try:
+        weights_argument(params["model"]["weights"])
         backbone = get_backbone(params["model"]["backbone"])
         image_size = params["data"]["image_size"]
         if image_size < backbone.min_image_size:

@@ -14,7 +14,7 @@ import keras
 from keras import layers, ops
 
 from transfer import efficientnet_lite
-from transfer.backbones import BACKBONES, CAFFE_BGR_MEAN, DEFAULT, get_backbone
+from transfer.backbones import BACKBONES, CAFFE_BGR_MEAN, DEFAULT, get_backbone, weights_argument
 from transfer.errors import PipelineError, one_line
 
 
@@ -46,14 +46,7 @@ def build_base(image_size, weights, backbone=DEFAULT):
     layers and sizes features for the right network.
     """
     backbone = get_backbone(backbone)
-    if weights == "none":
-        weights_arg = None
-    elif weights == "imagenet":
-        weights_arg = "imagenet"
-    else:
-        if not Path(weights).is_file():
-            raise PipelineError(f"model.weights: no such weights file: {weights}")
-        weights_arg = str(weights)
+    weights_arg = weights_argument(weights)
     constructor = constructor_of(backbone)
     try:
         base = constructor(input_shape=(image_size, image_size, 3), include_top=False, weights=weights_arg)

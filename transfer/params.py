@@ -11,7 +11,11 @@ from pathlib import Path
 
 import yaml
 
+from transfer.backbones import check_params as check_model_params
 from transfer.errors import PipelineError, one_line
+
+# How to take back a `dvc exp run -S` whose run failed: DVC leaves the value in params.yaml.
+UNDO_HINT = "`git checkout params.yaml` restores the committed file"
 
 SOURCES = ("tfds", "folder")
 # transfer.runtime resolves these; the names live here so that checking params.yaml loads no
@@ -120,7 +124,7 @@ SCHEMA = {
         seed=((_non_negative_int, "an integer >= 0"), 42),
     ),
     "model": _section(
-        # Checked against the registry by transfer.backbones.check_params, in the stages that build one.
+        # Checked against the registry by transfer.backbones.check_params, part of validate.
         backbone=((_non_empty_string, "a backbone name, e.g. mobilenet_v2"), "mobilenet_v2"),
         weights=((_non_empty_string, "imagenet, none, or a path to an .h5 weights file"), "imagenet"),
     ),
@@ -245,6 +249,9 @@ def validate(params):
                 f"params.yaml: {section}.warmup_epochs = {values['warmup_epochs']} is invalid: "
                 f"must be below {section}.epochs ({values['epochs']})"
             )
+    # What the stages that build a network need of the model section, checked here so the first
+    # stage of a run refuses it, not extract after prepare has run.
+    check_model_params(params)
     return params
 
 
@@ -257,4 +264,8 @@ def load_params(path="params.yaml"):
         params = yaml.load(path.read_text(), Loader=_Loader)
     except yaml.YAMLError as error:
         raise PipelineError(f"{path} is not valid YAML: {one_line(error)}") from None
-    return validate(params)
+    try:
+        return validate(params)
+    except PipelineError as error:
+        # `dvc exp run -S` leaves the value it set in the workspace's params.yaml when the run fails.
+        raise PipelineError(f"{error} (a value set by `dvc exp run -S`? {UNDO_HINT})") from None
