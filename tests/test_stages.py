@@ -77,7 +77,7 @@ def test_bad_input_is_one_line_exit_1_and_no_output(tmp_path, stage, changes, me
     (tmp_path / "one_class" / "cats").mkdir(parents=True)
     make_no_training_dogs(tmp_path / "no_training_dogs")
     write_params(tmp_path / "params.yaml", **changes)
-    if stage not in ("prepare", "runtime"):  # as dvc repro runs it first: what the computing stages check on start
+    if stage not in ("prepare", "runtime"):  # dvc repro runs runtime first: its file is checked on start
         assert run_stage("runtime", tmp_path).returncode == 0
     before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
     result = run_stage(stage, tmp_path)
