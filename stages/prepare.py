@@ -15,7 +15,7 @@ from transfer.tfds_source import prepare_tfds
 
 def main():
     data = load_params()["data"]
-    exclusions = Exclusions.read(EXCLUSIONS)
+    exclusions = Exclusions.read(EXCLUSIONS, data["path"] if data["source"] == "folder" else None)
     with atomic_path(PREPARED) as prepared:
         if data["source"] == "folder":
             counts, skipped = prepare_folder(

@@ -154,6 +154,20 @@ def test_an_excluded_photo_missing_from_the_dataset_is_named(tmp_path):
         exclusions.check_all_applied()
 
 
+def test_listed_photos_may_be_absolute_or_project_relative_inside_data_path(tmp_path, monkeypatch):
+    root = make_image_folder(tmp_path / "project" / "photos", per_class=3)
+    monkeypatch.chdir(tmp_path / "project")
+    path = tmp_path / "exclusions.csv"
+    lines = [f"{root / 'cats' / '000.jpg'},drop", "photos/dogs/001.jpg,cats", "cats/002.jpg,drop"]
+    path.write_text("path,action\n" + "\n".join(lines) + "\n")
+    exclusions = Exclusions.read(path, data_path="photos")
+    assert exclusions.actions == {"cats/000.jpg": "drop", "dogs/001.jpg": "cats", "cats/002.jpg": "drop"}
+    (tmp_path / "elsewhere.jpg").write_bytes(b"")
+    path.write_text(f"path,action\n{tmp_path / 'elsewhere.jpg'},drop\n")
+    with pytest.raises(PipelineError, match=r"line 2: .*elsewhere.jpg is not inside data.path \(photos\)"):
+        Exclusions.read(path, data_path="photos")
+
+
 def test_prepare_drops_and_relabels_listed_photos(tmp_path, image_folder):
     path = tmp_path / "exclusions.csv"
     path.write_text("path,action\ncats/000.jpg,drop\ndogs/001.jpg,cats\n")

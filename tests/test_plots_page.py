@@ -59,6 +59,14 @@ def test_the_command_writes_the_template_where_dvc_config_points(tmp_path):
     assert (tmp_path / TEMPLATE_FILE).read_text(encoding="utf8") == page_template()
 
 
+def test_the_command_help_names_the_file_it_writes():
+    result = subprocess.run(
+        [sys.executable, "-m", "transfer", "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert f"write {TEMPLATE_FILE.as_posix()}:" in " ".join(result.stdout.split())
+    assert "offline_plots.html" not in result.stdout
+
+
 def test_without_a_dvc_folder_the_command_is_one_line_and_exit_2(tmp_path):
     command = [sys.executable, "-m", "transfer", "plots-template"]
     environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}

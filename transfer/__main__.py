@@ -10,6 +10,7 @@ from pathlib import Path
 
 from transfer.errors import PipelineError
 from transfer.inference import RUNTIMES
+from transfer.plots_page import TEMPLATE_FILE
 from transfer.task import THRESHOLD, Task
 
 # --top when not given: the three best classes for K > 2; none for two classes.
@@ -165,9 +166,10 @@ def main(argv=None):
     )
     commands.add_parser(
         "plots-template",
-        help="write .dvc/offline_plots.html: `dvc plots show`/`diff` pages that draw without network",
-        description="Write .dvc/offline_plots.html, the page template .dvc/config gives `dvc plots "
-        "show` and `dvc plots diff`: Vega, Vega-Lite and vega-embed inlined, so charts draw offline.",
+        help=f"write {TEMPLATE_FILE}: `dvc plots show`/`diff` pages that draw without network",
+        description=f"Write {TEMPLATE_FILE}, the page template .dvc/config gives `dvc plots "
+        "show` and `dvc plots diff`: Vega, Vega-Lite and vega-embed inlined, so charts draw offline "
+        "(the evaluate stage writes it too).",
     )
     args = parser.parse_args(argv)
     try:

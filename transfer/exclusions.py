@@ -1,13 +1,15 @@
 """data/exclusions.csv: the photos a person decided to drop or move to another class.
 
 Columns `path,action`: `path` as the audit's lists print it (the file's path relative to
-data.path, or the tfds split and index), `action` either `drop` or the name of the class the
+data.path, or the tfds split and index; for a folder, an absolute path or one relative to the
+project that lies inside data.path works too), `action` either `drop` or the name of the class the
 photo really belongs to. prepare reads it (a DVC dependency), so editing it reruns the
 pipeline on the cleaned set; a relabelled photo stays in its split (the split is keyed by its
 path). The shipped file has the header only: it changes nothing.
 """
 
 import csv
+import os
 from pathlib import Path
 
 from transfer.errors import PipelineError
@@ -15,6 +17,23 @@ from transfer.errors import PipelineError
 EXCLUSIONS = "data/exclusions.csv"
 COLUMNS = ("path", "action")
 DROP = "drop"
+
+
+def key_in_folder(photo, data_path, where):
+    """A listed photo as prepare keys it, relative to data.path: as written when it names a file
+    there (or none anywhere, for check_all_applied to report), else the part of an absolute or
+    project-relative path inside data.path."""
+    relative = Path(photo)
+    if not relative.is_absolute() and ((Path(data_path) / relative).exists() or not relative.exists()):
+        return relative.as_posix()
+    # abspath, not resolve: a photo that is a symbolic link is keyed by where it sits in data.path.
+    absolute, root = Path(os.path.abspath(photo)), Path(os.path.abspath(data_path))
+    if not absolute.is_relative_to(root):
+        raise PipelineError(
+            f"{where}: {photo} is not inside data.path ({data_path}): list photos by their path "
+            "relative to data.path (e.g. cats/001.jpg), or by a path inside it"
+        )
+    return absolute.relative_to(root).as_posix()
 
 
 class Exclusions:
@@ -27,8 +46,11 @@ class Exclusions:
         self._seen = set()
 
     @classmethod
-    def read(cls, path=EXCLUSIONS):
-        """The file's actions; no file means no exclusions (a project that predates it)."""
+    def read(cls, path=EXCLUSIONS, data_path=None):
+        """The file's actions; no file means no exclusions (a project that predates it).
+
+        data_path: a folder source's data.path, against which a listed path may also be
+        given absolute or relative to the project (as predict and a file manager show it)."""
         path = Path(path)
         if not path.is_file():
             return cls(source=str(path))
@@ -41,6 +63,8 @@ class Exclusions:
                 photo, action = (row["path"] or "").strip(), (row["action"] or "").strip()
                 if not photo or not action:
                     raise PipelineError(f"{path} line {line}: needs a path and an action (drop or a class)")
+                if data_path is not None:
+                    photo = key_in_folder(photo, data_path, f"{path} line {line}")
                 if actions.get(photo, action) != action:
                     raise PipelineError(f"{path} line {line}: {photo} is listed twice with different actions")
                 actions[photo] = action
