@@ -71,3 +71,25 @@ def test_python_writes_go_straight_through_while_cpp_lines_are_held():
     )
     result = python(code)
     assert result.stderr.splitlines() == ["progress 1/2", f"W{STAMP} helpers.cc:364] a warning", "after"]
+
+
+CONVERT_FLOAT_AND_INT8 = """
+import transfer
+import keras, numpy as np
+from transfer.export import INT8_FLOAT_OPS
+from transfer.litert import plain_saved_model, tflite_bytes
+inputs = keras.Input((32, 32, 3))
+x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+model = keras.Model(inputs, keras.layers.Dense(1)(x))
+images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
+with plain_saved_model(model) as saved_model:
+    sizes = [len(tflite_bytes(saved_model)), len(tflite_bytes(saved_model, images, None, INT8_FLOAT_OPS))]
+print(min(sizes) > 0)
+"""
+
+
+def test_converting_to_tflite_float32_and_int8_writes_nothing_on_stderr():
+    # The export stage's conversions: no quantizer settings line, no deprecation warning.
+    result = python(CONVERT_FLOAT_AND_INT8)
+    assert result.stdout.strip() == "True", result.stderr[-2000:]
+    assert result.stderr == ""

@@ -22,7 +22,7 @@ import numpy as np
 from transfer.cache import PrivateCache
 from transfer.errors import one_line
 from transfer.io import file_sha256
-from transfer.quiet import info_lines_filtered
+from transfer.quiet import converter_lines_filtered
 
 CACHE = PrivateCache("litert", ".tflite")
 
@@ -112,14 +112,14 @@ def tflite_bytes(saved_model, representative_images=None, progress=None, float_o
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = calibration_inputs
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if float_ops:
+    # The converter's dozens of C++ INFO lines, and a few more (the debugger converts as it starts).
+    with converter_lines_filtered():
+        if representative_images is not None and float_ops:
             debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=converter,
                 # Its own statistics run, which nothing here reads: one image suffices.
                 debug_dataset=lambda: iter([[representative_images[0][np.newaxis].astype(np.float32)]]),
                 debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops)),
             )
-            with info_lines_filtered():
-                return debugger.get_nondebug_quantized_model()
-    with info_lines_filtered():  # the converter's dozens of C++ INFO lines
+            return debugger.get_nondebug_quantized_model()
         return converter.convert()

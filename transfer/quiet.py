@@ -14,7 +14,8 @@ processes that never import TensorFlow (predict on a .tflite file) never pay for
 
 The same window, `info_lines_filtered()`, holds back the C++ INFO lines of two
 calls that write dozens of them (the TFLite converter, LiteRT's interpreter set-up):
-what TF_CPP_MIN_LOG_LEVEL=1 asks for. Everything else TensorFlow writes is untouched.
+what TF_CPP_MIN_LOG_LEVEL=1 asks for; `converter_lines_filtered()` also the converter's
+few known lines of every run. Everything else TensorFlow writes is untouched.
 """
 
 import contextlib
@@ -24,6 +25,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 
 # The sources of the lines seen on a CPU machine. Only these: a GPU machine's
 # CUDA lines (cuda_executor, cuda_dnn, ...) may be real problems and still show.
@@ -38,6 +40,16 @@ START_UP_LINE = re.compile(
 # INFO lines of TensorFlow's C++ code (the TFLite converter's, dozens per file)
 # and LiteRT's interpreter ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.").
 INFO_LINE = re.compile(r"^I\d{4} [\d:. ]+\d+ [\w.]+:\d+\]|^INFO: ")
+
+
+# What the TFLite converter writes on every conversion, none of it a problem: its quantizer's
+# settings line, and the warnings of options the Python API always passes.
+CONVERTER_LINE = re.compile(
+    r"^fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, output_inference_type: \w+$"
+    r"|^W\d{4} [\d:. ]+\d+ tf_tfl_flatbuffer_helpers\.cc:\d+\] "
+    r"Ignored (output_format|drop_control_dependency)\.$"
+    r"|^W\d{4} [\d:. ]+\d+ flatbuffer_export\.cc:\d+\] Skipping runtime version metadata in the model\."
+)
 
 
 def is_start_up_line(line):
@@ -90,6 +102,16 @@ def start_up_lines_filtered():
 
 def info_lines_filtered():
     return stderr_filtered(is_info_line)
+
+
+@contextlib.contextmanager
+def converter_lines_filtered():
+    """The TFLite converter's INFO lines and CONVERTER_LINE, and the deprecation warning
+    TensorFlow's own int8 calibration raises (it runs tf.lite.Interpreter, not ours)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+        with stderr_filtered(lambda line: is_info_line(line) or bool(CONVERTER_LINE.search(line))):
+            yield
 
 
 class _QuietLoader(importlib.abc.Loader):
