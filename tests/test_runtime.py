@@ -62,6 +62,44 @@ def test_a_stage_refuses_a_runtime_resolved_for_another_machine(tmp_path):
         check_recorded(resolved, tmp_path / "missing.json")
 
 
+RESOLVE_AND_LIST_IMPORTS = (
+    "import json, sys\n"
+    "from transfer.runtime import resolve\n"
+    "resolved = resolve({'strategy': 'auto', 'mixed_precision': 'auto', 'threads': 0})\n"
+    "print(json.dumps({'resolved': resolved, 'tensorflow': 'tensorflow' in sys.modules}))\n"
+)
+
+
+def test_the_runtime_stage_resolves_a_gpu_less_machine_without_tensorflow():
+    """The runtime stage runs on every dvc repro: without a GPU driver it imports no TensorFlow,
+    and resolves exactly what TensorFlow itself would say (what the computing stages check)."""
+    import keras
+    import tensorflow as tf
+
+    from transfer.runtime import gpu_hardware_visible
+
+    assert not gpu_hardware_visible() and tf.config.list_physical_devices("GPU") == []
+    result = subprocess.run(
+        [sys.executable, "-c", RESOLVE_AND_LIST_IMPORTS], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    output = json.loads(result.stdout)
+    assert output["tensorflow"] is False, result.stderr
+    assert output["resolved"]["tensorflow"] == tf.__version__
+    assert output["resolved"]["keras"] == keras.__version__
+    assert output["resolved"]["gpus"] == [] and output["resolved"]["strategy"] == "default"
+
+
+def test_with_a_gpu_driver_present_tensorflow_is_asked(tmp_path, monkeypatch):
+    import transfer.runtime as runtime
+
+    (tmp_path / "nvidia0").touch()
+    monkeypatch.setattr(runtime, "GPU_DEVICE_NODES", (str(tmp_path / "nvidia[0-9]*"),))
+    assert runtime.gpu_hardware_visible()
+    assert runtime.gpus() == []  # TensorFlow's own answer on this machine
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # every device hidden
+    assert not runtime.gpu_hardware_visible()
+
+
 def test_auto_precision_is_off_without_gpus_and_names_pass_through():
     assert resolve_precision("auto", []) == "off"
     assert resolve_precision("bfloat16", []) == "bfloat16"

@@ -15,6 +15,9 @@ TensorFlow work in the process: thread pools and MultiWorkerMirroredStrategy
 can only be set up before TensorFlow initialises its runtime.
 """
 
+import glob
+import importlib
+import importlib.metadata
 import json
 import os
 from contextlib import contextmanager
@@ -71,16 +74,43 @@ class Runtime:
         return self.strategy.num_replicas_in_sync
 
 
+# Device nodes through which TensorFlow reaches a GPU: NVIDIA's driver, ROCm's, WSL's.
+GPU_DEVICE_NODES = ("/dev/nvidia[0-9]*", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_hardware_visible():
+    """Whether TensorFlow could find a GPU here, answered without starting it: a GPU driver's
+    device node exists and CUDA_VISIBLE_DEVICES does not hide every device. False is certain;
+    True means TensorFlow is asked."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return any(glob.glob(pattern) for pattern in GPU_DEVICE_NODES)
+
+
 def gpus():
+    """TensorFlow's physical GPUs; none, without importing TensorFlow, on a machine with no GPU driver."""
+    if not gpu_hardware_visible():
+        return []
     import tensorflow as tf
 
     return tf.config.list_physical_devices("GPU")
+
+
+def package_version(name):
+    """A package's version from its installed metadata (no import), or from the module itself
+    when its distribution has another name (tensorflow-cpu, tf-nightly)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return importlib.import_module(name).__version__
 
 
 def resolve_precision(name, devices):
     """auto: float16 when every GPU has compute capability >= 7.0, else off (CPUs gain nothing)."""
     if name != "auto":
         return name
+    if not devices:
+        return "off"
     import tensorflow as tf
 
     details = [tf.config.experimental.get_device_details(gpu) for gpu in devices]
@@ -119,10 +149,12 @@ def resolve(runtime_params):
     precision `auto` becomes, how many devices and processes train, and the versions and
     settings that change the numbers. Builds nothing: safe before a strategy exists.
     The thread count is left out: runtime.threads is a param of every stage that computes,
-    so DVC hashes it already (it does change fine-tuning's figures: docs/scale.md)."""
-    import keras
-    import tensorflow as tf
+    so DVC hashes it already (it does change fine-tuning's figures: docs/scale.md).
 
+    Imports TensorFlow only where it must be asked (a GPU driver present, or the mirrored
+    strategy's devices): the runtime stage runs on every `dvc repro`, and on a machine without
+    a GPU it answers from the environment and package metadata in a fraction of a second. The
+    computing stages call this same function, so both sides always resolve alike."""
     devices = gpus()
     strategy = resolved_strategy(runtime_params["strategy"])
     workers = cluster_workers() if strategy == "multi_worker" else 1
@@ -137,11 +169,19 @@ def resolve(runtime_params):
         "precision": resolve_precision(runtime_params["mixed_precision"], devices),
         "devices": replicas,
         "workers": workers,
-        "gpus": [tf.config.experimental.get_device_details(gpu).get("device_name", "GPU") for gpu in devices],
+        "gpus": gpu_names(devices),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
+        "tensorflow": package_version("tensorflow"),
+        "keras": package_version("keras"),
     }
+
+
+def gpu_names(devices):
+    if not devices:
+        return []
+    import tensorflow as tf
+
+    return [tf.config.experimental.get_device_details(gpu).get("device_name", "GPU") for gpu in devices]
 
 
 def check_recorded(resolved, path=RESOLVED_FILE):
