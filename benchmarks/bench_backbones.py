@@ -8,8 +8,8 @@ import tempfile
 from common import median_rate, timed
 
 
-def bench_backbones(work, photos, repeats, per_class=128, size=224, batch_size=64):
-    """The extract stage's code with every backbone, on the same 224 px images."""
+def bench_backbones(work, photos, repeats, per_class=128, size=224, names=None, batch_size=64):
+    """The extract stage's code with every backbone (or those named), on the same 224 px images."""
     from transfer.backbones import BACKBONES
     from transfer.export import first_images
     from transfer.features import extract_all
@@ -24,7 +24,7 @@ def bench_backbones(work, photos, repeats, per_class=128, size=224, batch_size=6
     prepared = work / "backbone_prepared"
     prepare_folder(subset, prepared, size, [0.8, 0.1, 0.1], seed=42)
     results = {}
-    for name in BACKBONES:
+    for name in names or BACKBONES:
         base = build_base(size, "none", name)
         extractor = build_feature_extractor(base)
 

@@ -12,6 +12,8 @@ from common import ROOT, median_rate, run_process, timed
 
 def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=64):
     """LiteRT (XNNPACK) against TensorFlow: extract's forward pass, and whole predict commands."""
+    from transfer.artifacts import write_calibration
+    from transfer.deployed import deployed_model
     from transfer.export import export_tflite
     from transfer.features import extract_all
     from transfer.inference import outputs_of
@@ -22,8 +24,10 @@ def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=
 
     os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # a cold cache: the conversion is timed once
     extractor = build_feature_extractor(build_base(size, weights))
-    images = np.concatenate([shard[0] for split in SPLITS for shard in read_shards(prepared, split)])
-    images = images[: len(images) // batch_size * batch_size]  # full batches, as extract runs them
+    shards = [shard for split in SPLITS for shard in read_shards(prepared, split)]
+    images, labels = np.concatenate([shard[0] for shard in shards]), np.concatenate([s[1] for s in shards])
+    full_batches = max(1, len(images) // batch_size) * batch_size  # as extract runs them
+    images, labels = images[:full_batches], labels[:full_batches]
     conversion_s = timed(lambda: outputs_of(extractor, "litert"))
     runs = {"tensorflow": extractor.predict_on_batch, "litert": outputs_of(extractor, "litert")}
 
@@ -53,8 +57,9 @@ def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=
     }
     extract["ratio"] = extract["litert"] / extract["tensorflow"]
 
-    # predict: whole commands (start-up included) on the 1,000 validation photos, a 160 px
-    # classifier (real base, random head: speed does not depend on the head's weights).
+    # predict: whole commands (start-up included) on the 1,000 validation photos, with the model
+    # as the pipeline ships it: a 160 px classifier (real base, random head: speed does not
+    # depend on the head's weights) with its calibration beside it (knn novelty, params.yaml's).
     folder = photos / "validation"
     files = len(list(folder.rglob("*.jpg")))
     model_dir = work / "predict"
@@ -63,9 +68,11 @@ def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=
     model.save(model_dir / "model.keras")
     task = Task(["cats", "dogs"])
     (model_dir / "classes.json").write_text(json.dumps({"class_names": task.class_names}))
-    with plain_saved_model(model) as saved_model:
-        export_tflite(saved_model, task, model_dir / "model_float32.tflite")
-        export_tflite(saved_model, task, model_dir / "model_int8.tflite", images[:200])
+    calibration, novelty_statistics = benchmark_calibration(model, images, labels)
+    write_calibration(model_dir, calibration, novelty_statistics)
+    with plain_saved_model(deployed_model(model, calibration, novelty_statistics)) as saved_model:
+        export_tflite(saved_model, task, calibration, model_dir / "model_float32.tflite")
+        export_tflite(saved_model, task, calibration, model_dir / "model_int8.tflite", images[:200])
     predict = [sys.executable, "-m", "transfer", "predict"]
     commands = {
         "keras_runtime_keras": [*predict, "--runtime", "keras", model_dir / "model.keras", folder],
@@ -84,3 +91,18 @@ def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=
         run["photos_per_s"] = files / run["seconds"]
         run["vs_keras"] = result["keras_runtime_keras"]["seconds"] / run["seconds"]
     return {"extract": extract, "predict": {"photos": files, **result}}
+
+
+def benchmark_calibration(model, images, labels):
+    """A calibration as the calibrate stage writes one (temperature 1: speed does not depend on
+    it; knn novelty over the photos' features, its threshold accepting 98% of them)."""
+    import keras
+
+    from transfer.novelty import get_method
+
+    pooled = keras.Model(model.input, model.get_layer("pool").output).predict(images, verbose=0)
+    settings = {"method": "knn", "accept": 0.98, "neighbours": 5, "bank_size": 10000}
+    method = get_method("knn")
+    fitted = method.fit(pooled, labels, 2, settings, 0)
+    settings["threshold"] = float(np.quantile(method.scores(pooled, None, fitted, settings), 0.98))
+    return {"temperature": 1.0, "fitted_on": "benchmark", "novelty": settings}, fitted

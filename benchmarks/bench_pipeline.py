@@ -6,14 +6,14 @@ import sys
 from common import ROOT, make_repo, run_process
 
 
-def bench_pipeline(work, photos, weights, run_tutorial):
+def bench_pipeline(work, photos, weights, run_tutorial, size=160, epochs=10):
     params = {
         "data.source": "folder",
         "data.path": str(photos),
         "model.weights": str(weights),
-        "data.image_size": 160,
-        "train_head.epochs": 10,
-        "finetune.epochs": 10,
+        "data.image_size": size,
+        "train_head.epochs": epochs,
+        "finetune.epochs": epochs,
     }
     repo = make_repo(work / "pipeline", params)
     seconds, output = run_process(["dvc", "repro"], repo)
@@ -27,11 +27,11 @@ def bench_pipeline(work, photos, weights, run_tutorial):
             "--weights",
             str(weights),
             "--image-size",
-            "160",
+            str(size),
             "--head-epochs",
-            "10",
+            str(epochs),
             "--finetune-epochs",
-            "10",
+            str(epochs),
         ]
         result["tutorial_s"], _ = run_process(command, repo)
         result["ratio"] = result["pipeline_s"] / result["tutorial_s"]

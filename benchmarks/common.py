@@ -7,12 +7,15 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import transfer  # noqa: E402, F401  (TensorFlow environment defaults)
 
-STAGES = ["prepare", "extract", "train_head", "finetune", "evaluate", "export"]
+# The stages after `runtime` (which the others check on start), in dvc.yaml's order.
+STAGES = [name for name in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"] if name != "runtime"]
 
 
 def median_rate(count, seconds):

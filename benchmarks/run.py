@@ -33,7 +33,9 @@ interleaved, several times, and medians are reported. Figures:
 import argparse
 import json
 import os
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench_audit import AUDIT_FACTORS, bench_audit
@@ -47,6 +49,45 @@ from bench_scale import SCALE_FACTORS, bench_scale
 from common import ROOT, STAGES, make_repo, measurement_stamp
 
 SECTIONS = ("extract", "finetune", "backbones", "head", "litert", "scale", "audit", "pipeline")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each section runs: the figures' settings, or --smoke's (every section once, on a
+    few photos, to show it still runs: CI runs it; its figures mean nothing)."""
+
+    image_size: int = 160
+    head_epochs: tuple = (2, 10)
+    pipeline_epochs: int = 10
+    scale_factors: tuple = SCALE_FACTORS
+    audit_factors: tuple = AUDIT_FACTORS
+    backbone_photos_per_class: int = 128
+    backbone_image_size: int = 224
+    backbones: tuple = None  # registry names; None: every backbone
+    photos_per_class: tuple = None  # (train, validation) photos of each class; None: all
+
+
+SMOKE = Sizes(
+    image_size=48,
+    head_epochs=(1,),
+    pipeline_epochs=1,
+    scale_factors=(1, 2),
+    audit_factors=(1, 2),
+    backbone_photos_per_class=40,
+    backbone_image_size=48,
+    backbones=("mobilenet_v2", "efficientnet_lite0"),  # one of Keras's, one of the project's own
+    photos_per_class=(40, 8),
+)
+
+
+def smoke_photos(photos, destination, per_class):
+    """The first photos of each class of train/ and validation/: the layout the sections read."""
+    for split, count in zip(("train", "validation"), per_class):
+        for class_dir in sorted(path for path in (photos / split).iterdir() if path.is_dir()):
+            (destination / split / class_dir.name).mkdir(parents=True)
+            for path in sorted(class_dir.glob("*.jpg"))[:count]:
+                shutil.copy(path, destination / split / class_dir.name / path.name)
+    return destination
 
 
 def main():
@@ -65,43 +106,63 @@ def main():
         help="comma-separated: extract,finetune,backbones,head,litert,scale,audit,pipeline,tutorial-full",
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every section once on a few photos, small images, one repeat: checks that the "
+        "benchmark runs (CI); needs --out, its figures are not results",
+    )
     args = parser.parse_args()
+    if args.smoke and args.out == parser.get_default("out"):
+        parser.error("--smoke needs --out elsewhere: its figures must not replace the measured ones")
+    sizes = SMOKE if args.smoke else Sizes()
+    repeats = 1 if args.smoke else args.repeats
     skip = set(filter(None, args.skip.split(",")))
     photos, weights = Path(args.photos).resolve(), Path(args.weights).resolve()
-    results = {"machine": f"{os.cpu_count()} CPUs", "photos": str(photos), "repeats": args.repeats}
+    results = {"machine": f"{os.cpu_count()} CPUs", "photos": str(photos), "repeats": repeats}
+    size = sizes.image_size
 
     from transfer.folder_source import prepare_folder
 
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
+        if sizes.photos_per_class is not None:
+            photos = smoke_photos(photos, work / "photos", sizes.photos_per_class)
         if not {"extract", "finetune", "litert"} <= skip:
-            prepare_folder(photos, work / "prepared", 160, [0.8, 0.1, 0.1], seed=42)
+            prepare_folder(photos, work / "prepared", size, [0.8, 0.1, 0.1], seed=42)
         if "extract" not in skip:
-            results["extract"] = bench_extract(work / "prepared", str(weights), 160, 64, args.repeats)
+            results["extract"] = bench_extract(work / "prepared", str(weights), size, 64, repeats)
             print("extract", json.dumps(results["extract"]), flush=True)
         if "finetune" not in skip:
-            results["finetune"] = bench_finetune(work / "prepared", str(weights), 160, args.repeats)
+            results["finetune"] = bench_finetune(work / "prepared", str(weights), size, repeats)
             print("finetune", json.dumps(results["finetune"]), flush=True)
         if "backbones" not in skip:
-            results["backbones"] = bench_backbones(work, photos, args.repeats)
+            per_class, backbone_size = sizes.backbone_photos_per_class, sizes.backbone_image_size
+            results["backbones"] = bench_backbones(
+                work, photos, repeats, per_class, backbone_size, sizes.backbones
+            )
         if "head" not in skip:
             params = {
                 "data.source": "folder",
                 "data.path": str(photos),
                 "model.weights": str(weights),
-                "data.image_size": 160,
+                "data.image_size": size,
             }
-            results["head"] = bench_head(make_repo(work / "head", params), photos, weights, 160, args.repeats)
+            repo = make_repo(work / "head", params)
+            results["head"] = bench_head(repo, photos, weights, size, repeats, sizes.head_epochs)
             print("head", json.dumps(results["head"]), flush=True)
         if "litert" not in skip:
-            results["litert"] = bench_litert(work, work / "prepared", photos, str(weights), args.repeats)
+            results["litert"] = bench_litert(work, work / "prepared", photos, str(weights), repeats, size)
             print("litert", json.dumps(results["litert"]), flush=True)
         if "scale" not in skip:
-            results["scale"] = bench_scale(work, photos, weights)
+            results["scale"] = bench_scale(work, photos, weights, sizes.scale_factors)
         if "audit" not in skip:
-            results["audit"] = bench_audit(work, photos, weights)
+            results["audit"] = bench_audit(work, photos, weights, sizes.audit_factors)
         if "pipeline" not in skip:
-            results["pipeline"] = bench_pipeline(work, photos, weights, "tutorial-full" not in skip)
+            run_tutorial = "tutorial-full" not in skip
+            results["pipeline"] = bench_pipeline(
+                work, photos, weights, run_tutorial, size, sizes.pipeline_epochs
+            )
             print("pipeline", json.dumps(results["pipeline"]), flush=True)
 
     # Sections that were skipped keep their figures from an earlier run; "measured" says, for
@@ -187,22 +248,19 @@ def print_table(results):
                     goal,
                 )
             )
-    for epochs, goal in (("2_epochs", ">= 5x"), ("10_epochs", ">= 20x")):
-        if epochs in results.get("head", {}):
-            r = results["head"][epochs]
-            rows.append(
-                (
-                    f"head experiment, {epochs.replace('_', ' ')} (s)",
-                    f"{r['pipeline_s']:.1f}",
-                    f"{r['tutorial_s']:.1f} (tutorial)",
-                    f"{r['speedup']:.1f}x",
-                    goal,
-                )
+    for epochs, r in results.get("head", {}).items():
+        goal = {"2_epochs": ">= 5x", "10_epochs": ">= 20x"}.get(epochs, "")
+        rows.append(
+            (
+                f"head experiment, {epochs.replace('_', ' ')} (s)",
+                f"{r['pipeline_s']:.1f}",
+                f"{r['tutorial_s']:.1f} (tutorial)",
+                f"{r['speedup']:.1f}x",
+                goal,
             )
-    for factor in SCALE_FACTORS[1:]:
-        run = results.get("scale", {}).get(f"x{factor}")
-        if not run:
-            continue
+        )
+    for factor in factors_run(results.get("scale", {}))[1:]:
+        run = results["scale"][f"x{factor}"]
         for stage in STAGES:
             rows.append(
                 (
@@ -225,7 +283,7 @@ def print_table(results):
     if "audit" in results:
         one = results["audit"]["x1"]
         rows.append((f"audit stage, {one['photos']} photos (s)", f"{one['seconds']:.1f}", "", "", ""))
-        for factor in AUDIT_FACTORS[1:]:
+        for factor in factors_run(results["audit"])[1:]:
             run = results["audit"][f"x{factor}"]
             rows.append(
                 (
@@ -249,13 +307,18 @@ def print_table(results):
         r = results["pipeline"]
         tutorial = f"{r['tutorial_s']:.0f} (tutorial)" if "tutorial_s" in r else "skipped"
         ratio = f"{r['ratio']:.2f}" if "ratio" in r else ""
-        rows.append(("whole pipeline 160 px 10+10 (s)", f"{r['pipeline_s']:.0f}", tutorial, ratio, "<= 0.5"))
+        rows.append(("whole pipeline (s)", f"{r['pipeline_s']:.0f}", tutorial, ratio, "<= 0.5"))
     widths = [max(len(str(row[i])) for row in rows + [HEADER]) for i in range(5)]
     for row in [HEADER, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
 
 
 HEADER = ("figure", "pipeline", "reference", "ratio", "goal")
+
+
+def factors_run(section):
+    """The photo multiples a scale or audit section ran ({"x1": ..., "x4": ...} -> [1, 4])."""
+    return sorted(int(key[1:]) for key in section if key.startswith("x") and key[1:].isdigit())
 
 if __name__ == "__main__":
     main()
