@@ -261,7 +261,7 @@ def print_table(results):
         )
     for factor in factors_run(results.get("scale", {}))[1:]:
         run = results["scale"][f"x{factor}"]
-        for stage in STAGES:
+        for stage in (stage for stage in STAGES if stage in run["time_per_photo_vs_x1"]):
             rows.append(
                 (
                     f"{stage} at {factor}x photos: time/photo vs 1x",
