@@ -114,8 +114,12 @@ def test_k_class_exports_keep_the_accuracy_and_carry_the_class_names(repo, tmp_p
     repo, photos, _ = repo
     export = json.loads((repo / "metrics" / "export.json").read_text())
     keras_accuracy = export["keras"]["accuracy"]
-    assert abs(export["saved_model"]["accuracy"] - keras_accuracy) <= 0.005
-    assert abs(export["tflite_float32"]["accuracy"] - keras_accuracy) <= 0.005
+    # The same float32 network summed in another order: probabilities within 1e-3, so only a
+    # near-tie can fall the other way (one of the 58 test photos on a 2-core Intel Xeon).
+    one_photo = 1 / json.loads((repo / "metrics" / "eval.json").read_text())["test_images"]
+    assert export["parity_with_keras"]["tflite_float32"]["largest_probability_difference"] <= 1e-3
+    assert abs(export["saved_model"]["accuracy"] - keras_accuracy) <= one_photo + 1e-9
+    assert abs(export["tflite_float32"]["accuracy"] - keras_accuracy) <= one_photo + 1e-9
     assert abs(export["tflite_int8"]["accuracy"] - keras_accuracy) <= 0.05
     assert tflite_class_names(repo / "export" / "model_int8.tflite") == FLOWERS
     saved_classes = repo / "export" / "saved_model" / "assets.extra" / "classes.json"
