@@ -118,7 +118,11 @@ def _read_no_follow(path):
 
 
 def _write_private(path, content):
-    """Write a file only its owner can read or write (mkstemp's mode 0600), atomically."""
+    """Write a file only its owner can read or write (mkstemp's mode 0600), atomically.
+
+    Not transfer.io.atomic_path: its temporary sibling has a fixed name, and two processes
+    may convert the same model into this cache at once; mkstemp's name is unique, and the
+    file is private from its creation, not after a chmod."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
     try:
         with os.fdopen(descriptor, "wb") as file:
