@@ -325,5 +325,6 @@ def factors_run(section):
     """The photo multiples a scale or audit section ran ({"x1": ..., "x4": ...} -> [1, 4])."""
     return sorted(int(key[1:]) for key in section if key.startswith("x") and key[1:].isdigit())
 
+
 if __name__ == "__main__":
     main()

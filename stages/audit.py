@@ -11,8 +11,9 @@ from transfer.audit import (
     summary,
 )
 from transfer.errors import run_stage
-from transfer.io import atomic_path, write_csv, write_json
+from transfer.io import atomic_path, write_csv
 from transfer.params import load_params
+from transfer.records import write_record
 
 
 def main():
@@ -32,11 +33,10 @@ def main():
     )
     write_csv("metrics/outliers.csv", outliers, ["path", "split", "class", "isolation"])
     report = summary(result)
-    write_json("metrics/audit.json", report)
-    leaks = sum(report["leaks"].values())
+    write_record("audit", report)
     print(
         f"audit: {report['duplicate_photos']} duplicate photos in {len(result.groups)} groups "
-        f"({leaks} across splits), {report['label_issues']} likely label errors, "
+        f"({report['leaked_groups']} across splits), {report['label_issues']} likely label errors, "
         f"{report['outliers']} outliers (metrics/audit.json)"
     )
 

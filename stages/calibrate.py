@@ -2,15 +2,15 @@
 
 from transfer.calibrating import calibrate_model
 from transfer.errors import run_stage
-from transfer.io import write_json
 from transfer.params import load_params
+from transfer.records import write_record
 from transfer.runtime import RESOLVED_FILE, start
 
 
 def main():
     params = load_params()
     with start(params["runtime"], training=False, recorded=RESOLVED_FILE).scope():
-        write_json("metrics/calibrate.json", calibrate_model(params["calibrate"], params["data"]["seed"]))
+        write_record("calibrate", calibrate_model(params["calibrate"], params["data"]["seed"]))
 
 
 if __name__ == "__main__":

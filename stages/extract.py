@@ -4,9 +4,10 @@ from transfer.artifacts import FEATURES, PREPARED
 from transfer.errors import run_stage
 from transfer.features import extract_all
 from transfer.inference import outputs_of
-from transfer.io import atomic_path, write_json
+from transfer.io import atomic_path
 from transfer.model import base_facts, build_base, build_feature_extractor
 from transfer.params import load_params
+from transfer.records import write_record
 from transfer.runtime import RESOLVED_FILE, start
 
 
@@ -20,8 +21,8 @@ def main():
         with atomic_path(FEATURES) as features:
             features.mkdir()
             counts = extract_all(extractor, PREPARED, features, params["extract"]["batch_size"], features_of)
-    write_json(
-        "metrics/extract.json",
+    write_record(
+        "extract",
         {
             **base_facts(base),
             "base_output_shape": list(base.output_shape[1:]),

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 from transfer.artifacts import HEAD_MODEL, MODEL, PREPARED, write_class_names
+from transfer.epoch_log import EpochLog
 from transfer.errors import run_stage
 from transfer.finetuning import augmentation_of, fine_tune
-from transfer.io import atomic_path, read_csv, write_csv, write_json
+from transfer.io import atomic_path
 from transfer.model import (
     build_base,
     build_classifier,
@@ -14,23 +15,25 @@ from transfer.model import (
     unfreeze_top,
 )
 from transfer.params import load_params
+from transfer.records import details_path, read_record, write_record
 from transfer.runtime import RESOLVED_FILE, start
 from transfer.shards import read_meta
 from transfer.task import Task, class_weights
-from transfer.training import HISTORY_COLUMNS, phase_report, seed_everything
+from transfer.training import phase_report, seed_everything
 
 
 def main():
     params = load_params()
     config, seed = params["finetune"], params["data"]["seed"]
     runtime = start(params["runtime"], recorded=RESOLVED_FILE)
-    runtime.agree("finetune", params, inputs=[PREPARED, HEAD_MODEL, "plots/head_history.csv"])
+    runtime.agree("finetune", params, inputs=[PREPARED, HEAD_MODEL, details_path("train_head")])
     seed_everything(seed)
     meta = read_meta(PREPARED)
     counts = {split: meta["splits"][split]["count"] for split in ("train", "validation")}
     runtime.check_batches("finetune", config["batch_size"], counts)
     task = Task(meta["class_names"])
     model_params = params["model"]
+    log = EpochLog("finetune") if runtime.is_chief else None  # the chief alone writes outputs
     with runtime.scope():
         base = build_base(params["data"]["image_size"], model_params["weights"], model_params["backbone"])
         unfreeze_top(base, config["fine_tune_at"])
@@ -48,13 +51,14 @@ def main():
             config,
             seed=seed,
             # Epochs continue the head's history (which early stopping may have cut short).
-            first_epoch=int(read_csv("plots/head_history.csv")[-1]["epoch"]),
+            first_epoch=read_record("train_head")["epochs_run"],
             # The frozen layers see the same images every epoch unless augmented: run them once.
             cache_bottom=config["cache_bottom"] and augmentation is None,
             inference_batch_size=params["extract"]["batch_size"],
             class_weight=class_weights(meta["splits"]["train"]["class_counts"], config["class_weight"]),
+            log=log,
         )
-    if runtime.is_chief:  # the chief alone writes the outputs
+    if runtime.is_chief:
         # Augmentation is for training only: the saved model is the same base and
         # head without it, so what evaluate, predict and export run holds no random
         # ops (TFLite cannot convert them).
@@ -62,9 +66,8 @@ def main():
             build_classifier(base, head).save(path)
         # Beside the model, for `transfer predict`.
         write_class_names(Path(MODEL).parent, meta["class_names"])
-        write_csv("plots/finetune_history.csv", history, HISTORY_COLUMNS)
-        report = phase_report(history, config["early_stopping"], facts, runtime.resolved)
-        write_json("metrics/finetune.json", report)
+        write_record("finetune", phase_report(history, config["early_stopping"], facts, runtime.resolved))
+        log.end()
     runtime.done()
 
 

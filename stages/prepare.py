@@ -9,6 +9,7 @@ from transfer.figures import plot_samples
 from transfer.folder_source import prepare_folder
 from transfer.io import atomic_path, write_json
 from transfer.params import load_params
+from transfer.records import write_record
 from transfer.shards import SPLITS, read_meta, read_shards
 from transfer.tfds_source import prepare_tfds
 
@@ -35,7 +36,7 @@ def main():
     summary = {split: {**counts[split], "total": sum(counts[split].values())} for split in SPLITS}
     summary["skipped"] = len(skipped)
     summary["excluded"] = {"dropped": exclusions.applied["drop"], "relabelled": exclusions.applied["relabel"]}
-    write_json("metrics/prepare.json", summary)
+    write_record("prepare", summary)
     write_json("metrics/skipped.json", [{"path": path, "reason": reason} for path, reason in skipped])
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)

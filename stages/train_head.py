@@ -3,15 +3,16 @@
 import numpy as np
 
 from transfer.artifacts import FEATURES, HEAD_MODEL
+from transfer.epoch_log import EpochLog
 from transfer.errors import run_stage
 from transfer.features import feature_class_names, load_features
-from transfer.io import atomic_path, write_csv, write_json
+from transfer.io import atomic_path
 from transfer.model import build_head, model_facts
 from transfer.params import load_params
+from transfer.records import write_record
 from transfer.runtime import RESOLVED_FILE, start
 from transfer.task import Task, class_weights
 from transfer.training import (
-    HISTORY_COLUMNS,
     compile_for_phase,
     evaluate,
     feature_dataset,
@@ -39,6 +40,7 @@ def main():
     validation = feature_dataset(*validation_data, config["batch_size"])
     class_counts = np.bincount(train_labels.astype(np.int64), minlength=task.num_classes).tolist()
 
+    log = EpochLog("train_head") if runtime.is_chief else None  # the chief alone writes outputs
     with runtime.scope():
         head = build_head(task.logit_width, config["dropout"], feature_width=train_features.shape[1])
         compile_for_phase(head, task, config, steps_per_epoch(train))
@@ -50,17 +52,17 @@ def main():
             validation,
             0,
             config["epochs"],
-            phase="head",
             early_stopping=config["early_stopping"],
             class_weight=class_weights(class_counts, config["class_weight"]),
+            log=log,
         )
-    if runtime.is_chief:  # the chief alone writes the outputs
+    if runtime.is_chief:
         with atomic_path(HEAD_MODEL) as path:
             head.save(path)
-        write_csv("plots/head_history.csv", history, HISTORY_COLUMNS)
         report = phase_report(history, config["early_stopping"], model_facts(head), runtime.resolved)
         report["initial"] = {"val_loss": initial["loss"], "val_accuracy": initial["accuracy"]}
-        write_json("metrics/train_head.json", report)
+        write_record("train_head", report)
+        log.end()
     runtime.done()
 
 

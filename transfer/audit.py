@@ -154,7 +154,7 @@ def group_kind(result, members):
 
 
 def summary(result):
-    """metrics/audit.json."""
+    """The audit's record (transfer.records)."""
     photos, names = result.photos, result.class_names
     per_class = np.bincount(photos.labels, minlength=len(names))
     kinds = [group_kind(result, members) for members in result.groups]
@@ -168,6 +168,7 @@ def summary(result):
         "near_duplicate_groups": kinds.count("near"),
         "duplicate_photos": sum(len(members) - 1 for members in result.groups),
         "leaks": {f"{a}_{b}": sum(1 for splits in group_splits if {a, b} <= splits) for a, b in LEAKS},
+        "leaked_groups": sum(1 for splits in group_splits if len(splits) > 1),
         "label_issues": len(result.issues),
         "label_issues_by_split": {split: issue_splits.count(split) for split in SPLITS},
         "out_of_sample_accuracy": round(float((result.probabilities.argmax(1) == photos.labels).mean()), 6),

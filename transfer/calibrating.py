@@ -31,7 +31,7 @@ def pooled_and_logits(model, split, batch_size, progress=None):
 
 
 def calibrate_model(config, seed):
-    """Write models/calibration.json and models/novelty.npz; returns metrics/calibrate.json's content."""
+    """Write models/calibration.json and models/novelty.npz; returns its record (transfer.records)."""
     task = Task(read_class_names(MODEL))
     model = load_model(MODEL)
     method = get_method(config["novelty"])

@@ -7,11 +7,12 @@ import numpy as np
 from transfer.artifacts import FEATURES, HEAD_MODEL, MODEL, PREPARED, read_calibration
 from transfer.calibration import calibration_report, reliability_bins, scaled
 from transfer.deployed import deployed_model
+from transfer.epoch_log import read_epochs
 from transfer.features import load_features
 from transfer.figures import plot_grid, plot_learning_curves
 from transfer.images import find_images, try_load_image
 from transfer.inference import logits_of_file, with_mirror
-from transfer.io import atomic_path, read_csv, write_csv, write_json
+from transfer.io import atomic_path, write_csv
 from transfer.metrics import (
     classification_metrics,
     one_vs_rest_curves,
@@ -22,9 +23,9 @@ from transfer.metrics import (
 from transfer.model import load_model
 from transfer.novelty import accepted_share, auroc
 from transfer.progress import Progress
+from transfer.records import write_record
 from transfer.shards import fixed_batches, image_count, read_meta, read_shards
 from transfer.task import THRESHOLD, Task
-from transfer.training import HISTORY_COLUMNS
 
 PREDICTION_COLUMNS = ("id", "true_label", "predicted_label", "score")
 
@@ -43,7 +44,7 @@ def predict_split(logits_of, task, prepared_dir, split, batch_size, tta=False, p
 
 
 def evaluation_report(task, head_logits, head_labels, logits, labels, validation=None):
-    """metrics/eval.json: both models' metrics (see metrics.classification_metrics),
+    """eval's record (transfer.records): both models' metrics (see metrics.classification_metrics),
     the test image count and, for two classes, the decision threshold.
 
     validation: (logits, labels) of the fine-tuned model on the validation
@@ -75,7 +76,7 @@ def evaluation_report(task, head_logits, head_labels, logits, labels, validation
         if "classes_missing" in figures:
             print(
                 f"warning: the {split} split has no photo of {', '.join(figures['classes_missing'])}: "
-                "its figures cover the other classes only (see classes_missing in metrics/eval.json)",
+                "its figures cover the other classes only (see classes_missing in metrics/details/eval.json)",
                 file=sys.stderr,
             )
     return report
@@ -196,7 +197,7 @@ def evaluate_models(config, threads):
     evaluation["novelty"] = novelty_report(
         deployed_model(load_model(MODEL), calibration, statistics), calibration, unknown_photos, batch_size
     )
-    write_json("metrics/eval.json", evaluation)
+    write_record("eval", evaluation)
     for name, curve_logits in (("before", logits), ("after", scaled(logits, temperature))):
         bins = reliability_bins(task, labels, curve_logits)
         write_csv(f"plots/reliability/{name}.csv", bins, ["bin", "confidence", "accuracy", "images"])
@@ -230,9 +231,8 @@ def evaluate_models(config, threads):
         images = images_by_id(PREPARED, "test", [row["id"] for row in wrong])
         plot_grid(images, captions, path, "No misclassified test images")
 
-    head_history = read_csv("plots/head_history.csv")
-    history = head_history + read_csv("plots/finetune_history.csv")
-    write_csv("plots/history.csv", history, HISTORY_COLUMNS)
+    head_history = read_epochs("train_head")
+    history = head_history + read_epochs("finetune")
     with atomic_path("plots/head_learning_curves.png") as path:
         plot_learning_curves(head_history, path)
     with atomic_path("plots/learning_curves.png") as path:

@@ -49,6 +49,7 @@ from transfer.litert import plain_saved_model, tflite_bytes
 from transfer.model import computing_in_float32, load_model
 from transfer.originals import original_batches
 from transfer.progress import Progress
+from transfer.records import write_record
 from transfer.serving import decode_for_serving
 from transfer.shards import image_count, read_shards
 from transfer.task import Task
@@ -282,8 +283,8 @@ def export_model(config, data):
             for name in outputs_of
             if name != "keras"
         }
-    write_json(
-        "metrics/export.json",
+    write_record(
+        "export",
         {
             **report,
             "test_images": count,

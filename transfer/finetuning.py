@@ -100,6 +100,7 @@ def fine_tune(
     cache_bottom,
     inference_batch_size,
     class_weight=None,
+    log=None,
 ):
     """Train the classifier's weights on the prepared images; returns history rows.
 
@@ -111,7 +112,7 @@ def fine_tune(
     cached in a temporary folder) and each epoch trains only the top, which
     shares the classifier's weights: the same model, to within float noise, in
     less time. Only valid when the training images do not change between
-    epochs (no augmentation).
+    epochs (no augmentation). log: as training.fit's.
     """
     batch_size, shuffle_buffer = phase_params["batch_size"], phase_params["shuffle_buffer"]
     fine_tune_at = base.backbone.layer_index(phase_params["fine_tune_at"])
@@ -124,9 +125,9 @@ def fine_tune(
             validation,
             first_epoch,
             phase_params["epochs"],
-            phase="finetune",
             early_stopping=phase_params["early_stopping"],
             class_weight=class_weight,
+            log=log,
         )
 
     if not cache_bottom or fine_tune_at == 0:

@@ -8,8 +8,6 @@ figures (relative to metrics/, so `cml comment create metrics/report.md` uploads
 
 from transfer.params import DEFAULTS
 
-AUDIT_SUMMARY = "metrics/audit.json"  # the audit stage's, read by evaluate for the data-health section
-
 # (eval.json key, row name); AUC exists for two classes only.
 METRIC_ROWS = (
     ("accuracy", "accuracy"),
@@ -48,7 +46,7 @@ def number(value):
 
 
 def data_health(audit):
-    """The audit's findings (metrics/audit.json) in a few lines, with where to look next."""
+    """The audit's findings (its record, transfer.records) in a few lines, with where to look next."""
     leaks = audit["leaks"]
     classes = ", ".join(f"{name} {count}" for name, count in audit["classes"].items())
     return [

@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from transfer.errors import interrupted
 
-HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy")
+# What Keras reports after each epoch, as history rows and metrics/details/<stage>.json's `final`.
+EPOCH_FIGURES = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 # By the names params.yaml uses (transfer.params.OPTIMIZERS).
 OPTIMIZERS = {
@@ -112,16 +113,34 @@ class StopOnInterrupt(keras.callbacks.Callback):
     on_test_batch_end = on_train_batch_end
 
 
-def fit(model, train_data, validation_data, first_epoch, epochs, phase, early_stopping=0, class_weight=None):
+class LogEpochs(keras.callbacks.Callback):
+    """Each epoch's figures and learning rate to a DVCLive log (transfer.epoch_log.EpochLog)."""
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Keras passes the epoch's index counted from 0, initial_epoch included.
+        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.log.epoch(epoch + 1, {**logs, "lr": learning_rate})
+
+
+def fit(
+    model, train_data, validation_data, first_epoch, epochs, early_stopping=0, class_weight=None, log=None
+):
     """Train up to `epochs` epochs numbered after `first_epoch`; returns history rows.
 
     Epochs are numbered from 1 and continue across phases, so the fine-tune
-    phase's rows follow the head's in one history. early_stopping > 0 stops
-    after that many epochs without a lower validation loss and puts back the
-    weights of the epoch with the lowest (see kept_epoch). class_weight: Keras's
-    {class index: weight} (see task.class_weights), or None.
+    phase's rows follow the head's. early_stopping > 0 stops after that many
+    epochs without a lower validation loss and puts back the weights of the epoch
+    with the lowest (see kept_epoch). class_weight: Keras's {class index: weight}
+    (see task.class_weights), or None. log: an EpochLog that each epoch is logged
+    to as it ends (the chief's; None on other workers).
     """
     callbacks = [StopOnInterrupt()]
+    if log is not None:
+        callbacks.append(LogEpochs(log))
     if early_stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -140,8 +159,8 @@ def fit(model, train_data, validation_data, first_epoch, epochs, phase, early_st
     )
     rows = []
     for index in range(len(history.history["loss"])):
-        row = {"epoch": first_epoch + index + 1, "phase": phase}
-        row.update({name: float(history.history[name][index]) for name in HISTORY_COLUMNS[2:]})
+        row = {"epoch": first_epoch + index + 1}
+        row.update({name: float(history.history[name][index]) for name in EPOCH_FIGURES})
         rows.append(row)
     return rows
 
@@ -155,13 +174,13 @@ def kept_epoch(rows, early_stopping):
 
 
 def phase_report(rows, early_stopping, model_facts, runtime=None):
-    """metrics/<phase>.json: the kept epoch's figures (under "final", the weights
+    """metrics/details/<stage>.json: the kept epoch's figures (under "final", the weights
     that are saved), how many epochs ran, the model's parameter counts and, when
     given, what the runtime resolved to (transfer.runtime.resolve: strategy,
     precision, devices, versions)."""
     kept = kept_epoch(rows, early_stopping)
     report = {
-        "final": {name: kept[name] for name in HISTORY_COLUMNS[2:]},
+        "final": {name: kept[name] for name in EPOCH_FIGURES},
         "kept_epoch": kept["epoch"],
         "epochs_run": len(rows),
         "model": model_facts,
