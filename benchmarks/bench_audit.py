@@ -11,6 +11,8 @@ import sys
 from bench_scale import make_larger_set
 from common import make_repo, peak_rss_mb, run_process
 
+from transfer.records import read_record
+
 AUDIT_FACTORS = (1, 10)
 
 
@@ -25,7 +27,7 @@ def bench_audit(work, photos, weights, factors=AUDIT_FACTORS):
         for stage in ("runtime", "prepare", "extract"):  # what the audit reads, not timed
             run_process([sys.executable, "-m", f"stages.{stage}"], repo)
         seconds, peak = peak_rss_mb([sys.executable, "-m", "stages.audit"], repo)
-        summary = json.loads((repo / "metrics" / "audit.json").read_text())
+        summary = read_record("audit", repo)
         results[f"x{factor}"] = {
             "photos": sum(summary["photos"].values()),
             "seconds": round(seconds, 1),

@@ -1,9 +1,10 @@
 """The whole `dvc repro` against the tutorial's way as one uncached script."""
 
-import json
 import sys
 
 from common import ROOT, make_repo, run_process
+
+from transfer.records import read_record
 
 
 def bench_pipeline(work, photos, weights, run_tutorial, size=160, epochs=10):
@@ -19,7 +20,7 @@ def bench_pipeline(work, photos, weights, run_tutorial, size=160, epochs=10):
     seconds, output = run_process(["dvc", "repro"], repo)
     stage_lines = [line for line in output.splitlines() if line.startswith("Running stage")]
     result = {"pipeline_s": seconds, "stages": len(stage_lines)}
-    result["eval"] = json.loads((repo / "metrics" / "eval.json").read_text())
+    result["eval"] = read_record("eval", repo)
     result["eval"] = {model: result["eval"][model]["accuracy"] for model in ("head", "finetuned")}
     if run_tutorial:
         command = [sys.executable, str(ROOT / "benchmarks" / "tutorial.py"), "--photos", str(photos)]

@@ -10,6 +10,10 @@ then validation loss. Test columns are shown, never used to sort.
 import argparse
 import csv
 
+HEAD_STEP = "dvclive/train_head/metrics.json:step"
+FINETUNE_STEP = "dvclive/finetune/metrics.json:step"
+FINETUNE_EPOCHS_RUN = "finetune epochs run"  # the two logs' last steps apart (added by main)
+
 COLUMNS = [
     ("experiment", "Experiment"),
     # DVC prefixes a column with its file where two files share the key (metrics also name the backbone).
@@ -23,10 +27,12 @@ COLUMNS = [
     ("finetune schedule", "finetune.schedule"),
     ("finetune label smoothing", "finetune.label_smoothing"),
     ("tta", "evaluate.tta"),
-    ("head val acc", "metrics/train_head.json:final.val_accuracy"),
-    ("head epochs", "metrics/train_head.json:epochs_run"),
+    # The DVCLive logs' last epoch (train_head.val_accuracy, step); sweeps before them
+    # recorded the kept epoch's (the same without early stopping) and epochs_run.
+    ("head val acc", ("train_head.val_accuracy", "metrics/train_head.json:final.val_accuracy")),
+    ("head epochs", (HEAD_STEP, "metrics/train_head.json:epochs_run")),
     ("finetune epochs (max)", "finetune.epochs"),
-    ("finetune epochs run", "metrics/finetune.json:epochs_run"),
+    ("finetune epochs run", (FINETUNE_EPOCHS_RUN, "metrics/finetune.json:epochs_run")),
     ("val acc", "validation.accuracy"),
     ("val loss", "validation.loss"),
     ("test acc, head", "head.accuracy"),
@@ -50,6 +56,9 @@ def main():
     args = parser.parse_args()
     with open(args.csv, newline="") as file:
         rows = [row for row in csv.DictReader(file) if row["Experiment"] and row["State"] == "Success"]
+    for row in rows:
+        if row.get(HEAD_STEP):  # fine-tuning's epochs are numbered after the head's
+            row[FINETUNE_EPOCHS_RUN] = str(int(row[FINETUNE_STEP]) - int(row[HEAD_STEP]))
     rows.sort(key=lambda row: (-float(row["validation.accuracy"]), float(row["validation.loss"])))
     print("| " + " | ".join(name for name, _ in COLUMNS) + " |")
     print("|" + " --- |" * len(COLUMNS))

@@ -3,6 +3,7 @@ two logical CPU devices (tests/test_runtime.py runs this in a fresh process:
 logical devices can only be set up before TensorFlow starts).
 
     python -m tests.mirrored_check WORK_DIR WEIGHTS   -> WORK_DIR/{default,mirrored}.npz
+                                                        and WORK_DIR/{default,mirrored}/dvclive
 
 The data stay in a fixed order (shuffle_buffer 1): under a multi-replica
 strategy Keras draws one batch from a fresh iterator before training (its
@@ -25,6 +26,7 @@ def main(work, weights):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
+    from transfer.epoch_log import EpochLog
     from transfer.finetuning import fine_tune
     from transfer.model import build_base, build_classifier, build_head, unfreeze_top
     from transfer.runtime import make_strategy
@@ -55,7 +57,9 @@ def main(work, weights):
             head = build_head()
             train = feature_dataset(features, labels, 16, shuffle_buffer=1, seed=0)
             compile_for_phase(head, BINARY, head_params, len(train))
-            fit(head, train, feature_dataset(features, labels, 16), 0, head_params["epochs"], phase="head")
+            log = EpochLog("train_head", root=work / name)
+            fit(head, train, feature_dataset(features, labels, 16), 0, head_params["epochs"], log=log)
+            log.end()
             trained = {f"head_{i}": w for i, w in enumerate(head.get_weights())}
             base = build_base(32, weights)
             unfreeze_top(base, finetune_params["fine_tune_at"])
@@ -70,7 +74,9 @@ def main(work, weights):
                 first_epoch=2,
                 cache_bottom=True,
                 inference_batch_size=16,
+                log=(log := EpochLog("finetune", root=work / name)),
             )
+            log.end()
         trained |= {f"model_{i}": w for i, w in enumerate(model.get_weights())}
         np.savez(work / f"{name}.npz", replicas=strategy.num_replicas_in_sync, **trained)
 

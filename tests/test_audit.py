@@ -1,7 +1,6 @@
 """The data audit: nearest neighbours, duplicates, label issues, exclusions, and the stage."""
 
 import csv
-import json
 
 import keras
 import numpy as np
@@ -25,6 +24,7 @@ from transfer.features import extract_all
 from transfer.folder_source import prepare_folder
 from transfer.label_issues import check_auditable, find_label_issues, out_of_sample_probabilities
 from transfer.neighbours import nearest_neighbours
+from transfer.records import read_record
 from transfer.shards import read_shards
 
 AUDIT = default_params()["audit"]
@@ -260,7 +260,7 @@ def test_the_audit_stage_writes_its_lists_and_figures(tmp_path):
     write_params(tmp_path / "params.yaml", data__source="folder", data__path="images")
     result = run_stage("audit", tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads((tmp_path / "metrics" / "audit.json").read_text())
+    report = read_record("audit", tmp_path)
     assert report["thresholds"]["duplicate_similarity"] == AUDIT["duplicate_similarity"]
     assert sum(report["photos"].values()) == 60 and set(report["leaks"]) == {
         "train_validation",

@@ -1,8 +1,12 @@
 """dvc.yaml lists exactly the code each stage reads, so a code change can never leave a stage stale."""
 
+import re
+
 import yaml
 
 from tests.conftest import PACKAGE, PROJECT_ROOT, imported_modules
+from transfer.epoch_log import STAGES as EPOCH_LOGS
+from transfer.records import HEADLINE
 
 
 def module_file(name):
@@ -67,3 +71,39 @@ def test_every_stage_that_sets_the_thread_count_has_it_in_its_cache_key():
             params = stage.get("params", [])
             assert "runtime.threads" in params or {"params.yaml": None} in params, name
     assert applying == ["extract", "train_head", "finetune", "calibrate", "evaluate", "export"]
+
+
+def test_the_declared_metrics_are_the_headlines_and_the_training_logs():
+    dvc_yaml = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())
+    declared = {
+        next(iter(entry)) if isinstance(entry, dict) else entry
+        for stage in dvc_yaml["stages"].values()
+        for entry in stage.get("metrics", [])
+    }
+    assert declared == {f"metrics/{name}.json" for name in HEADLINE} | {
+        f"dvclive/{stage}/metrics.json" for stage in EPOCH_LOGS
+    }
+
+
+def test_every_record_a_stage_writes_is_an_output_of_it():
+    stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        outputs = {next(iter(entry)) if isinstance(entry, dict) else entry for entry in stage.get("outs", [])}
+        source = (PROJECT_ROOT / stage_script(stage)).read_text()
+        for code in sorted(code_closure(stage_script(stage))):
+            source += (PROJECT_ROOT / code).read_text()
+        for record in re.findall(r'write_record\(\s*"(\w+)"', source):
+            assert f"metrics/details/{record}.json" in outputs, (name, record)
+
+
+def test_the_stages_worth_a_run_cache_keep_it():
+    # DVC saves no run cache for a stage with a `cache: false` output that is neither a metric
+    # nor a plot: extract (the costly features), calibrate and export must have none.
+    stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
+    for name in ("extract", "calibrate", "export"):
+        uncached = [
+            next(iter(entry))
+            for entry in stages[name]["outs"]
+            if isinstance(entry, dict) and next(iter(entry.values())).get("cache") is False
+        ]
+        assert uncached == [], name

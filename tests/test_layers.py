@@ -4,8 +4,17 @@ sits below predict, evaluation and export, and nothing low depends on a command.
 from tests.conftest import PROJECT_ROOT, imported_modules
 
 LAYERS = [
-    {"errors", "io", "progress", "quiet", "cache"},
-    {"multi_worker", "exclusions", "neighbours", "label_issues", "calibration", "torch_state", "backbones"},
+    {"errors", "io", "progress", "quiet", "cache", "epoch_log"},
+    {
+        "multi_worker",
+        "exclusions",
+        "neighbours",
+        "label_issues",
+        "calibration",
+        "torch_state",
+        "backbones",
+        "records",
+    },
     {"__init__", "params", "artifacts", "task", "runtime", "figures", "plots_page", "novelty"},
     {"images", "shards", "metrics", "duplicates", "efficientnet_lite"},
     {"folder_source", "tfds_source", "model"},

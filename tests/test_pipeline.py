@@ -8,7 +8,9 @@ import csv
 import json
 import math
 import re
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -31,11 +33,13 @@ from tests.conftest import (
     set_params,
     stages_run,
 )
+from transfer.epoch_log import read_epochs
 from transfer.images import load_image
 from transfer.io import file_sha256
 from transfer.litert import conversion_key
 from transfer.model import load_model
 from transfer.predict import calibration_companions
+from transfer.records import HEADLINE, read_record
 from transfer.shards import SPLITS
 
 pytestmark = pytest.mark.e2e
@@ -113,7 +117,9 @@ def test_repro_runs_every_stage_and_writes_every_output(repo):
         "metrics/eval.json",
         "metrics/predictions.csv",
         "plots/misclassified.png",
-        "plots/history.csv",
+        "dvclive/train_head/plots",
+        "dvclive/finetune/plots",
+        "metrics/details/eval.json",
         "plots/roc",
         "plots/precision_recall",
         "models/classes.json",
@@ -139,7 +145,7 @@ def test_repro_runs_every_stage_and_writes_every_output(repo):
 def test_the_run_report_has_the_changed_params_and_the_metrics(repo):
     repo, _ = repo
     report = (repo / "metrics" / "report.md").read_text().splitlines()
-    evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
+    evaluation = read_record("eval", repo)
     assert "| `data.image_size` | 100 | 128 |" in report
     assert "| `train_head.epochs` | 2 | 5 |" in report
     head, finetuned = evaluation["head"]["accuracy"], evaluation["finetuned"]["accuracy"]
@@ -159,8 +165,8 @@ def read_rows(path):
 def test_the_audit_finds_the_copied_cat_and_exclusions_clean_it_up(repo):
     repo, _ = repo
     copy, original = f"dogs/{CAT_COPY}", f"cats/{CAT_ORIGINAL}"
-    audit = json.loads((repo / "metrics" / "audit.json").read_text())
-    prepared = json.loads((repo / "metrics" / "prepare.json").read_text())
+    audit = read_record("audit", repo)
+    prepared = read_record("prepare", repo)
     assert audit["classes"] == {"cats": 150, "dogs": 151}  # notes.jpg skipped, the copy counted
     assert audit["photos"] == {split: prepared[split]["total"] for split in SPLITS}
     group_of = {row["path"]: row["group"] for row in read_rows(repo / "metrics" / "duplicates.csv")}
@@ -175,11 +181,11 @@ def test_the_audit_finds_the_copied_cat_and_exclusions_clean_it_up(repo):
     rerun = run(["dvc", "repro", "evaluate"], repo)
     rerun_stages = ["prepare", "extract", "audit", "train_head", "finetune", "calibrate", "evaluate"]
     assert stages_run(rerun.stdout) == rerun_stages
-    after = json.loads((repo / "metrics" / "prepare.json").read_text())
+    after = read_record("prepare", repo)
     assert after["excluded"] == {"dropped": 1, "relabelled": 1}
     totals = [sum(summary[split]["total"] for split in SPLITS) for summary in (prepared, after)]
     assert totals[1] == totals[0] - 1
-    audit = json.loads((repo / "metrics" / "audit.json").read_text())
+    audit = read_record("audit", repo)
     assert audit["classes"] == {"cats": 151, "dogs": 149}
     duplicates = read_rows(repo / "metrics" / "duplicates.csv")
     assert {row["path"]: row["class"] for row in duplicates}[copy] == "cats"  # still a copy, now a cat's
@@ -188,13 +194,16 @@ def test_the_audit_finds_the_copied_cat_and_exclusions_clean_it_up(repo):
     }
     assert copy not in {row["path"] for row in read_rows(repo / "metrics" / "label_issues.csv")}
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
-    assert diff["metrics/prepare.json"]["excluded.dropped"] == {"old": 0, "new": 1, "diff": 1}
     assert "metrics/eval.json" in diff
+    # The detail, by the recipe of the README: a record as the target.
+    targets = ["--targets", "metrics/details/prepare.json"]
+    details = json.loads(run(["dvc", "metrics", "diff", "--json", *targets], repo).stdout)
+    assert details["metrics/details/prepare.json"]["excluded.dropped"] == {"old": 0, "new": 1, "diff": 1}
 
 
 def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
     repo, _ = repo
-    evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
+    evaluation = read_record("eval", repo)
     for model in ("head", "finetuned"):
         overall = {name: value for name, value in evaluation[model].items() if name != "per_class"}
         # The tutorial's binary keys stay (dvc metrics diff lines up with older runs); macro ones are new.
@@ -216,7 +225,7 @@ def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
     assert sum(int(row["images"]) for row in bins) == evaluation["test_images"]
     # The calibrate stage's temperature is the one evaluate reports; its threshold accepts at
     # least 90% of the validation photos, in the stage's NumPy and in evaluate's Keras graph.
-    calibrate = json.loads((repo / "metrics" / "calibrate.json").read_text())
+    calibrate = read_record("calibrate", repo)
     novelty = evaluation["novelty"]
     assert calibrate["temperature"] == calibration["temperature"]
     assert calibrate["novelty"]["threshold"] == novelty["threshold"] and novelty["method"] == "knn"
@@ -225,12 +234,12 @@ def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
     # The 40 flower photos: most are rejected, and they rank above the test photos.
     assert novelty["unknown"]["photos"] == 40 and novelty["unknown"]["unreadable"] == 0
     assert novelty["unknown"]["rejected"] >= 0.8 and novelty["unknown"]["auroc_against_test"] >= 0.95
-    prepared = json.loads((repo / "metrics" / "prepare.json").read_text())
+    prepared = read_record("prepare", repo)
     assert sum(prepared[split]["total"] for split in SPLITS) == 301  # 150 + 150 and the copied cat
     assert prepared["skipped"] == 1
     skipped = json.loads((repo / "metrics" / "skipped.json").read_text())
     assert skipped[0]["path"] == "dogs/notes.jpg" and skipped[0]["reason"].startswith("unreadable")
-    head = json.loads((repo / "metrics" / "train_head.json").read_text())
+    head = read_record("train_head", repo)
     assert head["final"]["val_accuracy"] > head["initial"]["val_accuracy"]
     assert head["model"] == {
         "total_params": 1281,
@@ -238,15 +247,15 @@ def test_metrics_are_finite_and_accuracy_well_above_chance(repo):
         "non_trainable_params": 0,
         "trainable_variables": 2,
     }
-    finetune = json.loads((repo / "metrics" / "finetune.json").read_text())
+    finetune = read_record("finetune", repo)
     assert finetune["model"]["total_params"] == 2257984 + 1281
-    extract = json.loads((repo / "metrics" / "extract.json").read_text())
+    extract = read_record("extract", repo)
     assert extract["base_layers"] == 154 and extract["base_output_shape"] == [4, 4, 1280]
 
 
 def test_predictions_table_and_misclassified_grid_agree_with_the_metrics(repo):
     repo, _ = repo
-    evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
+    evaluation = read_record("eval", repo)
     rows = list(csv.DictReader((repo / "metrics" / "predictions.csv").open()))
     assert len(rows) == evaluation["test_images"] == len(set(row["id"] for row in rows))
     correct = sum(row["true_label"] == row["predicted_label"] for row in rows)
@@ -279,6 +288,7 @@ def test_plots_hold_every_figure_and_both_phases(repo):
         "precision_recall",
         "loss",
         "accuracy",
+        "learning_rate",
         "plots/samples.png",
         "plots/misclassified.png",
         "plots/learning_curves.png",
@@ -286,15 +296,19 @@ def test_plots_hold_every_figure_and_both_phases(repo):
         "plots/label_issues.png",
         "reliability",
     }
+    # Both phases on one axis from DVCLive's files: the head's five epochs, then fine-tuning's.
     history = plot_values(plots, "loss")
-    assert sorted({(int(point["epoch"]), point["phase"]) for point in history}) == [
-        (1, "head"),
-        (2, "head"),
-        (3, "head"),
-        (4, "head"),
-        (5, "head"),
-        (6, "finetune"),
-    ]
+    # DVC names each line "<file>::<field>", the files' common folder (dvclive/) left out.
+    lines = {point["filename::field"]: set() for point in history}
+    for point in history:
+        lines[point["filename::field"]].add(int(point["step"]))
+    head_file, finetune_file = "train_head/plots/metrics/train_head", "finetune/plots/metrics/finetune"
+    assert lines == {
+        f"{head_file}/loss.tsv::loss": {1, 2, 3, 4, 5},
+        f"{head_file}/val_loss.tsv::val_loss": {1, 2, 3, 4, 5},
+        f"{finetune_file}/loss.tsv::loss": {6},
+        f"{finetune_file}/val_loss.tsv::val_loss": {6},
+    }
     for name in ("roc", "precision_recall"):
         assert {point["filename"] for point in plot_values(plots, name)} == {"head.csv", "finetuned.csv"}
     confusion = plot_values(plots, "confusion")
@@ -312,6 +326,7 @@ VEGA_CHARTS = {
     "reliability": 1_000,
     "loss": 1_000,
     "accuracy": 1_000,
+    "learning_rate": 500,
 }
 
 
@@ -342,7 +357,7 @@ def test_plots_pages_draw_every_chart_in_a_browser_with_the_network_off(repo, tm
 
 def test_exports_keep_the_models_accuracy(repo):
     repo, _ = repo
-    export = json.loads((repo / "metrics" / "export.json").read_text())
+    export = read_record("export", repo)
     # Measured from the original photo files, each format through its own preprocessing:
     # within one test image of Keras (a probability at 0.5 may round either way).
     one_image = 1 / export["test_images"]
@@ -494,7 +509,7 @@ def test_every_format_gives_predicts_calibrated_probabilities_and_known_flags(re
     _, int8 = run_predict(repo / "export" / "model_int8.tflite", *files, code=0)
     agreeing = sum(line["known"] == expected["known"] for line, expected in zip(int8, reference))
     assert agreeing >= 0.85 * len(files)
-    parity = json.loads((repo / "metrics" / "export.json").read_text())["parity_with_keras"]
+    parity = read_record("export", repo)["parity_with_keras"]
     assert parity["tflite_float32"]["known_agreement"] >= 0.99
     assert (
         parity["saved_model"]["known_agreement"] >= 0.97 and parity["tflite_int8"]["known_agreement"] >= 0.9
@@ -511,6 +526,68 @@ def run_predict(model, *arguments, code=1):
     return result, [json.loads(line) for line in result.stdout.splitlines()]
 
 
+def experiment_rows(shown):
+    """Every row of `dvc exp show --json`: (its experiment's executor or None, the row)."""
+    for baseline in shown:
+        yield None, baseline
+        for experiment in baseline.get("experiments") or []:
+            for revision in experiment["revs"]:
+                yield experiment.get("executor"), revision
+
+
+def row_metrics(row):
+    """{metrics file: {"data": ...} or {"error": ...}} of one row; queued rows have none."""
+    return (row.get("data") or {}).get("metrics") or {}
+
+
+def test_exp_show_shows_a_running_experiments_latest_epoch(repo, tmp_path):
+    repo, _ = repo
+    epochs = 300  # on cached features: about 20 s of training on two cores
+    with open(tmp_path / "exp.log", "w") as log:
+        process = subprocess.Popen(
+            ["dvc", "exp", "run", "train_head", "-S", f"train_head.epochs={epochs}"],
+            cwd=repo,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        seen, deadline = [], time.monotonic() + 600
+        while process.poll() is None and time.monotonic() < deadline:
+            shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+            for executor, row in experiment_rows(shown):
+                metrics = row_metrics(row).get("dvclive/train_head/metrics.json")
+                if executor and executor["state"] == "running" and metrics and "data" in metrics:
+                    seen.append(metrics["data"])
+        assert process.wait(timeout=60) == 0, (tmp_path / "exp.log").read_text()[-3000:]
+    # An epoch of the running experiment, with every figure, before its last.
+    running = [figures for figures in seen if 0 < figures["step"] < epochs]
+    assert running, seen
+    assert set(running[-1]["train_head"]) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    assert json.loads((repo / "dvclive" / "train_head" / "metrics.json").read_text())["step"] == epochs
+
+
+def test_exp_show_has_a_column_per_headline_figure_only(repo):
+    repo, _ = repo
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    columns = set()
+    for _, row in experiment_rows(shown):
+        for path, metrics in row_metrics(row).items():
+            columns |= {(path, key) for key in dotted_leaves(metrics.get("data") or {})}
+    # The headline figures (transfer.records), the two training logs' five figures and step,
+    # and novelty.unknown.rejected: this project has unknown photos.
+    assert len(columns) == sum(len(keys) for keys in HEADLINE.values()) + 12 <= 30
+    assert ("metrics/eval.json", "head.accuracy") in columns
+    assert ("metrics/eval.json", "finetuned.accuracy") in columns
+
+
+def dotted_leaves(data, prefix=""):
+    """Dotted names of a nested dict's leaves, as `dvc exp show` names its columns."""
+    for key, value in data.items():
+        if isinstance(value, dict):
+            yield from dotted_leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
 def test_nothing_changed_runs_nothing_and_a_head_param_reruns_only_downstream(repo):
     repo, _ = repo
     assert stages_run(run(["dvc", "repro"], repo).stdout) == []
@@ -521,8 +598,7 @@ def test_nothing_changed_runs_nothing_and_a_head_param_reruns_only_downstream(re
     assert stages_run(rerun.stdout) == ["train_head", "finetune", "calibrate", "evaluate"]
 
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
-    assert "metrics/train_head.json" in diff
-    changed = diff["metrics/train_head.json"]["final.val_loss"]
+    changed = diff["dvclive/train_head/metrics.json"]["train_head.val_loss"]
     assert changed["old"] != changed["new"]
     params_diff = json.loads(run(["dvc", "params", "diff", "--json"], repo).stdout)
     learning_rate = params_diff["params.yaml"]["train_head.learning_rate"]
@@ -532,7 +608,7 @@ def test_nothing_changed_runs_nothing_and_a_head_param_reruns_only_downstream(re
 def test_litert_extract_and_evaluate_give_tensorflows_numbers(repo, user_cache):
     repo, _ = repo
     features = {split: np.load(repo / "data" / "features" / f"{split}_features.npy") for split in SPLITS}
-    before = json.loads((repo / "metrics" / "eval.json").read_text())
+    before = read_record("eval", repo)
     # extract on LiteRT: the same features within the stated tolerance (tests/test_litert.py).
     set_params(repo, extract__runtime="litert")
     assert stages_run(run(["dvc", "repro", "extract"], repo).stdout) == ["extract"]
@@ -543,7 +619,7 @@ def test_litert_extract_and_evaluate_give_tensorflows_numbers(repo, user_cache):
     set_params(repo, extract__runtime="tensorflow", evaluate__runtime="litert")
     ran = stages_run(run(["dvc", "repro", "evaluate"], repo).stdout)
     assert "evaluate" in ran and set(ran) <= {"extract", "evaluate"}  # extract may come from the run cache
-    after = json.loads((repo / "metrics" / "eval.json").read_text())
+    after = read_record("eval", repo)
     assert after["head"] == before["head"]  # the head's figures come from the features
     # The same model's logits within 1e-3: the same predictions, bar a probability at 0.5.
     assert abs(after["finetuned"]["accuracy"] - before["finetuned"]["accuracy"]) <= 1 / after["test_images"]
@@ -563,15 +639,15 @@ def test_a_machine_that_resolves_differently_reruns_what_it_computes(repo):
         assert not {"runtime.strategy", "runtime.mixed_precision"} & set(
             lock["stages"][stage].get("params", {}).get("params.yaml", {})
         ), stage
-    head = json.loads((repo / "metrics" / "train_head.json").read_text())
+    head = read_record("train_head", repo)
     assert head["runtime"]["onednn"] == "0" and head["runtime"]["strategy"] == "default"
     # Back on this machine's own resolution: its features come back from the run cache,
     # and the head it trains is the first run's again.
     back = run(["dvc", "repro", "train_head"], repo)
     assert "Stage 'extract' is cached" in back.stdout
-    again = json.loads((repo / "metrics" / "train_head.json").read_text())
+    again = read_record("train_head", repo)
     assert again["runtime"]["onednn"] == "1"
-    first = json.loads(run(["git", "show", "HEAD:metrics/train_head.json"], repo).stdout)
+    first = json.loads(run(["git", "show", "HEAD:metrics/details/train_head.json"], repo).stdout)
     assert again["final"] == first["final"]
 
 
@@ -598,15 +674,19 @@ def test_the_accuracy_levers_flow_through_the_pipeline(repo):
     rerun = run(["dvc", "repro", "evaluate"], repo)
     assert stages_run(rerun.stdout) == ["train_head", "finetune", "calibrate", "evaluate"]
 
-    head = json.loads((repo / "metrics" / "train_head.json").read_text())
+    head = read_record("train_head", repo)
     assert head["epochs_run"] < 60  # stopped early
     assert head["kept_epoch"] == head["epochs_run"] - 2
-    history = list(csv.DictReader((repo / "plots" / "history.csv").open()))
-    epochs = [int(row["epoch"]) for row in history]
-    assert epochs == list(range(1, len(history) + 1))  # fine-tuning continues the head's numbering
-    assert [row["phase"] for row in history].count("head") == head["epochs_run"]
-    evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
-    prepared = json.loads((repo / "metrics" / "prepare.json").read_text())
+    head_epochs, finetune_epochs = read_epochs("train_head", repo), read_epochs("finetune", repo)
+    assert [row["epoch"] for row in head_epochs] == list(range(1, head["epochs_run"] + 1))
+    # Fine-tuning continues the head's numbering.
+    first = head["epochs_run"] + 1
+    assert [row["epoch"] for row in finetune_epochs] == list(range(first, first + len(finetune_epochs)))
+    # The logged learning rate: the warm-up's peak at the end of epoch 1, then cosine decay.
+    rates = [row["lr"] for row in head_epochs]
+    assert rates[0] == pytest.approx(0.01) and all(a > b for a, b in zip(rates, rates[1:]))
+    evaluation = read_record("eval", repo)
+    prepared = read_record("prepare", repo)
     assert evaluation["validation"]["images"] == prepared["validation"]["total"]
     assert evaluation["finetuned"]["accuracy"] >= 0.8
     # Trained with augmentation, saved without it: the model export converts is the plain one.

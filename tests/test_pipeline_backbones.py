@@ -17,6 +17,7 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT, STAGES, copy_shared_subset, new_project, run, stages_run
 from transfer.backbones import BACKBONES, DEFAULT
+from transfer.records import read_record
 
 pytestmark = pytest.mark.e2e
 
@@ -73,13 +74,13 @@ def test_each_backbone_runs_every_stage_exports_and_predicts(repo, name):
     assert set(STAGES) - {"prepare"} <= set(stages_run(result.stdout))
 
     backbone = BACKBONES[name]
-    extract = json.loads((repo / "metrics" / "extract.json").read_text())
+    extract = read_record("extract", repo)
     assert (extract["backbone"], extract["base_layers"], extract["feature_width"]) == (
         name,
         backbone.layers,
         backbone.feature_width,
     )
-    facts = json.loads((repo / "metrics" / "finetune.json").read_text())["model"]
+    facts = read_record("finetune", repo)["model"]
     assert facts["backbone"] == name and facts["base_layers"] == backbone.layers
     assert yaml.safe_load((repo / "params.yaml").read_text())["model"]["backbone"] == name
 

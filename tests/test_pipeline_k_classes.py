@@ -25,6 +25,7 @@ from tests.conftest import (
 )
 from transfer.artifacts import tflite_class_names
 from transfer.model import load_model
+from transfer.records import read_record
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +74,7 @@ def test_five_classes_run_every_stage_with_a_five_wide_head(repo):
 
 def test_k_class_metrics_are_complete_and_agree_with_the_predictions(repo):
     repo, _, _ = repo
-    evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
+    evaluation = read_record("eval", repo)
     assert evaluation["classes"] == 5 and "threshold" not in evaluation
     for model in ("head", "finetuned"):
         figures = evaluation[model]
@@ -112,11 +113,11 @@ def test_k_class_plots_confusion_and_one_vs_rest_curves_per_class(repo):
 
 def test_k_class_exports_keep_the_accuracy_and_carry_the_class_names(repo, tmp_path):
     repo, photos, _ = repo
-    export = json.loads((repo / "metrics" / "export.json").read_text())
+    export = read_record("export", repo)
     keras_accuracy = export["keras"]["accuracy"]
     # The same float32 network summed in another order: probabilities within 1e-3, so only a
     # near-tie can fall the other way (one of the 58 test photos on a 2-core Intel Xeon).
-    one_photo = 1 / json.loads((repo / "metrics" / "eval.json").read_text())["test_images"]
+    one_photo = 1 / read_record("eval", repo)["test_images"]
     assert export["parity_with_keras"]["tflite_float32"]["largest_probability_difference"] <= 1e-3
     assert abs(export["saved_model"]["accuracy"] - keras_accuracy) <= one_photo + 1e-9
     assert abs(export["tflite_float32"]["accuracy"] - keras_accuracy) <= one_photo + 1e-9

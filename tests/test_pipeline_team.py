@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 
+import dvc.api
 import pytest
 import yaml
 
@@ -25,10 +26,12 @@ from tests.conftest import (
     run,
     stages_run,
 )
+from transfer.records import read_record
 
 pytestmark = pytest.mark.e2e
 
 SWEEP = ("80", "120")  # finetune.fine_tune_at
+LOG = "dvclive/finetune/metrics.json"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,8 @@ def repo(tmp_path_factory, shared_photos, shared_weights):
 
 
 def eval_metrics_by_experiment(repo):
-    """{fine_tune_at: (experiment name, eval.json)} of the experiments in `dvc exp show`."""
+    """{fine_tune_at: (experiment name, its evaluation record, its commit)} of the experiments
+    in `dvc exp show`."""
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
     found = {}
     for baseline in shown:
@@ -61,24 +65,41 @@ def eval_metrics_by_experiment(repo):
             for revision in experiment["revs"]:
                 data = revision["data"]
                 fine_tune_at = str(data["params"]["params.yaml"]["data"]["finetune"]["fine_tune_at"])
-                evaluation = data["metrics"]["metrics/eval.json"]["data"]
-                found[fine_tune_at] = (revision["name"], evaluation)
+                # A record is cached by DVC, not committed to git: read through DVC.
+                record = dvc.api.read("metrics/details/eval.json", repo=str(repo), rev=revision["rev"])
+                found[fine_tune_at] = (revision["name"], json.loads(record), revision["rev"])
     return found
+
+
+def running_finetune_figures(repo):
+    """[(experiment name, dvclive/finetune/metrics.json)] of the running experiments."""
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    return [
+        (experiment["name"], metrics["data"])
+        for baseline in shown
+        for experiment in baseline.get("experiments") or []
+        if (experiment.get("executor") or {}).get("state") == "running"
+        for revision in experiment["revs"]
+        if "data" in (metrics := (revision.get("data") or {}).get("metrics", {}).get(LOG, {}))
+    ]
 
 
 @pytest.fixture(scope="module")
 def sweep(repo):
-    """The queued sweep, run two at a time: (`dvc queue status`, eval_metrics_by_experiment)."""
+    """The queued sweep, run two at a time: (`dvc queue status`, eval_metrics_by_experiment,
+    what `dvc exp show` showed of the running experiments' fine-tuning)."""
     # Up to evaluate: the metrics compared are evaluate's, and export's conversions would double the time.
     values = ["-S", f"finetune.fine_tune_at={','.join(SWEEP)}"]
     run(["dvc", "exp", "run", "--queue", *values, "evaluate"], repo)
     run(["dvc", "queue", "start", "-j", "2"], repo)
+    running = []
     for _ in range(300):
         status = run(["dvc", "queue", "status"], repo).stdout
         if "Queued" not in status and "Running" not in status:
             break
-        time.sleep(2)
-    return status, eval_metrics_by_experiment(repo)
+        running += running_finetune_figures(repo)
+        time.sleep(1)
+    return status, eval_metrics_by_experiment(repo), running
 
 
 @pytest.fixture(autouse=True)
@@ -88,7 +109,7 @@ def from_the_first_run(repo):
 
 
 def test_two_queued_experiments_at_once_give_what_each_gives_alone(repo, sweep):
-    status, queued = sweep
+    status, queued, _ = sweep
     assert status.count("Success") == 2, status
     assert set(queued) == set(SWEEP)
 
@@ -98,7 +119,7 @@ def test_two_queued_experiments_at_once_give_what_each_gives_alone(repo, sweep):
     for fine_tune_at in SWEEP:
         alone = run(["dvc", "exp", "run", "-S", f"finetune.fine_tune_at={fine_tune_at}", "evaluate"], repo)
         assert stages_run(alone.stdout) == ["finetune", "calibrate", "evaluate"]
-        evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
+        evaluation = read_record("eval", repo)
         assert evaluation == queued[fine_tune_at][1], fine_tune_at
 
 
@@ -107,7 +128,7 @@ def test_the_sweep_compares_in_exp_show_metrics_diff_and_plots_diff(repo, sweep)
     experiments = [row for row in table if row["Experiment"] and row["finetune.fine_tune_at"] in SWEEP]
     assert sorted({row["finetune.fine_tune_at"] for row in experiments}) == sorted(SWEEP)
     assert all(row["finetuned.accuracy"] and row["head.accuracy"] for row in experiments)
-    _, queued = sweep
+    _, queued, _ = sweep
     first, second = (queued[fine_tune_at][0] for fine_tune_at in SWEEP)
 
     diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json", first, second], repo).stdout)
@@ -121,6 +142,20 @@ def test_the_sweep_compares_in_exp_show_metrics_diff_and_plots_diff(repo, sweep)
 
     run(["dvc", "exp", "apply", second], repo)
     assert yaml.safe_load((repo / "params.yaml").read_text())["finetune"]["fine_tune_at"] == int(SWEEP[1])
+
+
+def test_exp_show_shows_queued_experiments_fine_tuning_while_they_run(repo, sweep):
+    _, queued, running = sweep
+    baseline = json.loads((repo / LOG).read_text())["finetune"]
+    final = {
+        name: json.loads(run(["git", "show", f"{rev}:{LOG}"], repo).stdout)["finetune"]
+        for name, _, rev in queued.values()
+    }
+    # A running experiment's own epoch: not the baseline's figures, and those it ended with
+    # (fine-tuning runs one epoch; calibrate and evaluate follow).
+    live = [(name, figures["finetune"]) for name, figures in running if figures["finetune"] != baseline]
+    assert live, running
+    assert all(figures == final[name] for name, figures in live)
 
 
 def predictions(model, photos):

@@ -16,8 +16,10 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT, default_params, make_image_folder, run_workers, write_params
+from transfer.epoch_log import read_epochs
 from transfer.errors import PipelineError
 from transfer.params import validate
+from transfer.records import read_record
 from transfer.runtime import Runtime, is_chief_task, make_strategy, resolve_precision, start
 
 
@@ -150,6 +152,12 @@ def test_mirrored_on_two_logical_cpus_trains_the_same_weights_as_one_device(tmp_
         one[name] for name in names if name.startswith("model_") and one[name].shape == head_kernel.shape
     )
     assert np.abs(fine_tuned_kernel - head_kernel).max() > 1e-4
+    # One log under mirrored as on one device: each epoch once, with the same figures.
+    for stage, epochs in (("train_head", [1, 2]), ("finetune", [3, 4])):
+        logged = {name: read_epochs(stage, tmp_path / name) for name in ("default", "mirrored")}
+        assert [row["epoch"] for row in logged["mirrored"]] == epochs
+        for alone, mirrored in zip(logged["default"], logged["mirrored"]):
+            assert mirrored == pytest.approx(alone, rel=1e-4), stage
 
 
 # A small stage workspace: the project's code and params, generated photos, 32 px.
@@ -208,6 +216,7 @@ import tensorflow as tf
 from tests.conftest import BINARY
 from transfer.model import build_head
 from transfer.training import compile_model, feature_dataset, seed_everything
+from transfer.records import read_record
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 seed_everything(0)
@@ -259,8 +268,8 @@ def test_bfloat16_trains_evaluates_and_exports_close_to_float32(workspace, one_d
     np.testing.assert_allclose(bfloat16, float32, atol=0.05)  # bfloat16 keeps 8 bits of mantissa
 
     # Each stage's accuracy is that of the model it reports on, recomputed here.
-    evaluation = json.loads((work / "metrics" / "eval.json").read_text())
-    exported = json.loads((work / "metrics" / "export.json").read_text())
+    evaluation = read_record("eval", work)
+    exported = read_record("export", work)
     bfloat16_accuracy = np.mean((bfloat16.reshape(-1) > 0.5) == labels)
     assert evaluation["finetuned"]["accuracy"] == pytest.approx(bfloat16_accuracy)
     assert exported["keras"]["accuracy"] == pytest.approx(bfloat16_accuracy)

@@ -35,7 +35,7 @@ def train_head(seed, epochs=3):
     train = feature_dataset(features, labels, 32, shuffle_buffer=100, seed=seed)
     validation = feature_dataset(*separable_features(100, seed=1), 32)
     initial = evaluate(head, validation)
-    history = fit(head, train, validation, first_epoch=0, epochs=epochs, phase="head")
+    history = fit(head, train, validation, first_epoch=0, epochs=epochs)
     return head, initial, history
 
 
@@ -50,7 +50,6 @@ def test_accuracy_thresholds_logits_at_zero():
 def test_head_learns_and_history_rows_are_numbered_per_epoch():
     _, initial, history = train_head(seed=0)
     assert [row["epoch"] for row in history] == [1, 2, 3]
-    assert {row["phase"] for row in history} == {"head"}
     assert history[-1]["val_accuracy"] > 0.9 > initial["accuracy"]
     assert history[-1]["loss"] < history[0]["loss"]
 
@@ -60,8 +59,8 @@ def test_epochs_continue_after_the_first_phase():
     head = build_head()
     compile_model(head, BINARY, 1e-3)
     data = feature_dataset(*separable_features(64), 32)
-    rows = fit(head, data, data, first_epoch=10, epochs=2, phase="finetune")
-    assert [(row["epoch"], row["phase"]) for row in rows] == [(11, "finetune"), (12, "finetune")]
+    rows = fit(head, data, data, first_epoch=10, epochs=2)
+    assert [row["epoch"] for row in rows] == [11, 12]
 
 
 def test_same_seed_same_weights_and_metrics():
@@ -108,7 +107,7 @@ def test_training_steps_the_schedule_it_was_given():
     train = feature_dataset(features, labels, 16)
     rate = learning_rate_schedule(1e-2, "cosine", 1, epochs=3, steps_per_epoch=4)
     compile_model(head, BINARY, rate)
-    fit(head, train, train, 0, 3, phase="head")
+    fit(head, train, train, 0, 3)
     assert int(head.optimizer.iterations) == 12
     assert float(head.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed to 0
 
@@ -137,7 +136,7 @@ def test_early_stopping_stops_and_restores_the_epoch_of_lowest_validation_loss()
     compile_model(head, BINARY, 1e-3)
     train = feature_dataset(features, labels, 32)
     validation = feature_dataset(features[:100], 1 - labels[:100], 32)
-    rows = fit(head, train, validation, 0, 20, phase="head", early_stopping=2)
+    rows = fit(head, train, validation, 0, 20, early_stopping=2)
     kept = kept_epoch(rows, early_stopping=2)
 
     assert len(rows) == kept["epoch"] + 2 < 20  # stopped two epochs after the best
@@ -159,7 +158,7 @@ def test_a_swallowed_interrupt_still_stops_training(monkeypatch):
     compile_model(head, BINARY, 1e-3)
     data = feature_dataset(*separable_features(64), 32)
     with pytest.raises(KeyboardInterrupt):
-        fit(head, data, data, 0, 2, phase="head")
+        fit(head, data, data, 0, 2)
 
 
 @pytest.mark.parametrize("fine_tune_at", [100, 120])  # two tensors cross the cut at 100, one at 120
@@ -230,7 +229,7 @@ def test_a_k_class_head_learns_with_k_logits():
     head = build_head(THREE.logit_width)
     compile_model(head, THREE, 1e-2, optimizer="adam")
     data = feature_dataset(features, labels, 32, shuffle_buffer=200, seed=0)
-    rows = fit(head, data, data, 0, 5, phase="head")
+    rows = fit(head, data, data, 0, 5)
     assert head.output_shape == (None, 3)
     assert rows[-1]["accuracy"] > 0.9 and rows[-1]["loss"] < rows[0]["loss"]
     predicted = THREE.predicted(THREE.probabilities(head.predict(features, verbose=0)))
@@ -248,7 +247,7 @@ def test_balanced_class_weight_raises_the_rare_class_recall():
         compile_model(head, THREE, 1e-3, optimizer="adam")
         data = feature_dataset(features, labels, 32, shuffle_buffer=700, seed=0)
         counts = np.bincount(labels.astype(int)).tolist()
-        fit(head, data, data, 0, 3, phase="head", class_weight=class_weights(counts, mode))
+        fit(head, data, data, 0, 3, class_weight=class_weights(counts, mode))
         predicted = THREE.predicted(THREE.probabilities(head.predict(features, verbose=0)))
         return np.mean(predicted[labels == 2] == 2)
 

@@ -35,11 +35,11 @@ def figure_file(stage, figure, root="."):
 class EpochLog:
     """A training stage's DVCLive log: created empty, one step per epoch, ended once."""
 
-    def __init__(self, stage):
+    def __init__(self, stage, root="."):
         from dvclive import Live
 
         self.stage = stage
-        self.live = Live(str(log_folder(stage)), dvcyaml=False, save_dvc_exp=False)
+        self.live = Live(str(log_folder(stage, root)), dvcyaml=False, save_dvc_exp=False)
 
     def epoch(self, number, figures):
         """Log one epoch's figures (a dict holding FIGURES' keys) as step `number`, and

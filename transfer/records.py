@@ -1,7 +1,8 @@
 """What a stage measured, in two files: every figure, and the few a person compares runs by.
 
 metrics/details/<name>.json holds every figure the stage measured (per class, per bin,
-per format, thresholds, model facts): versioned, readable, and diffable with
+per format, thresholds, model facts): an output DVC caches and versions (git-tracked, it
+would cost its stage DVC's run cache), readable, and diffable with
 `dvc metrics diff <rev-a> <rev-b> --targets metrics/details/<name>.json`.
 metrics/<name>.json holds the headline, a copy of the keys listed below under the same
 nested names: those are the files dvc.yaml declares as `metrics`, so `dvc exp show` stays a
@@ -27,6 +28,7 @@ HEADLINE = {
         "finetuned.accuracy",
         "finetuned.balanced_accuracy",
         "validation.accuracy",
+        "validation.loss",  # with validation.accuracy, what runs are chosen by
         "calibration.test.ece_after",
         "novelty.unknown.rejected",
     ),

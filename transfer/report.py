@@ -166,5 +166,9 @@ def run_report(params, evaluation, audit=None):
         "",
         "![learning curves](../plots/learning_curves.png)",
         "",
+        "Every figure of the run, under the names above: `metrics/details/<stage>.json` "
+        "(`dvc metrics diff <rev-a> <rev-b> --targets metrics/details/eval.json`); "
+        "each training epoch: `dvclive/train_head/`, `dvclive/finetune/`.",
+        "",
     ]
     return "\n".join(lines)
