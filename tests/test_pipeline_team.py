@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import shutil
+import subprocess
 import sys
 import time
 
@@ -91,14 +92,18 @@ def sweep(repo):
     # Up to evaluate: the metrics compared are evaluate's, and export's conversions would double the time.
     values = ["-S", f"finetune.fine_tune_at={','.join(SWEEP)}"]
     run(["dvc", "exp", "run", "--queue", *values, "evaluate"], repo)
-    run(["dvc", "queue", "start", "-j", "2"], repo)
+    # Not through run(): the queue's workers inherit the command's pipes, and reading those to
+    # their end would wait for the whole sweep.
+    start = ["dvc", "queue", "start", "-j", "2"]
+    subprocess.run(start, cwd=repo, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     running = []
     for _ in range(300):
         status = run(["dvc", "queue", "status"], repo).stdout
         if "Queued" not in status and "Running" not in status:
             break
-        running += running_finetune_figures(repo)
-        time.sleep(1)
+        if "Running" in status:  # each look costs the two runs a few CPU-seconds
+            running += running_finetune_figures(repo)
+        time.sleep(4)
     return status, eval_metrics_by_experiment(repo), running
 
 
