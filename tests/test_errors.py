@@ -36,6 +36,15 @@ def run_stage_with(main_body):
             pass
         print("went on")
         """,
+        # What others do: the KeyboardInterrupt, raised inside a C++ call back into Python,
+        # comes out as another error (seen: SystemError from __import__, then a TypeError
+        # from Keras's layer call).
+        """
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            raise TypeError("Exception encountered when calling Rescaling.call()")
+        """,
     ],
 )
 def test_ctrl_c_exits_130_even_when_the_interrupt_was_swallowed(main_body):
@@ -48,3 +57,9 @@ def test_a_pipeline_error_is_one_line_and_exit_1():
     result = run_stage_with('raise PipelineError("data.path: no such folder")')
     assert result.returncode == 1
     assert result.stderr == "error: data.path: no such folder\n"
+
+
+def test_any_other_error_without_an_interrupt_still_shows_its_traceback():
+    result = run_stage_with('raise TypeError("a bug")')
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and result.stderr.strip().endswith("TypeError: a bug")

@@ -74,10 +74,13 @@ def eval_metrics_by_experiment(repo):
 
 def running_finetune_figures(repo):
     """[(experiment name, dvclive/finetune/metrics.json)] of the running experiments."""
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    # As a run starts or ends, DVC may not find its own refs for a moment: look again later.
+    looked = run(["dvc", "exp", "show", "--json"], repo, check=False)
+    if looked.returncode != 0:
+        return []
     return [
         (experiment["name"], metrics["data"])
-        for baseline in shown
+        for baseline in json.loads(looked.stdout)
         for experiment in baseline.get("experiments") or []
         if (experiment.get("executor") or {}).get("state") == "running"
         for revision in experiment["revs"]

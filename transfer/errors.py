@@ -44,6 +44,12 @@ def run_stage(main):
         sys.exit(1)
     except KeyboardInterrupt:
         pass
+    except Exception:
+        # A KeyboardInterrupt raised inside a TensorFlow C++ call back into Python can come
+        # out as another error (a SystemError from __import__, re-raised by Keras as a
+        # TypeError): after Ctrl-C, it is the interrupt still. Without one, a bug's traceback.
+        if not interrupted():
+            raise
     if interrupted():
         print("interrupted", file=sys.stderr)
         sys.exit(130)
