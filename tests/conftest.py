@@ -247,6 +247,28 @@ def plot_values(plots, name):
     return [point for entry in plots["data"][name] for point in entry["content"]["data"]["values"]]
 
 
+def exp_show_while_running(repo):
+    """`dvc exp show --json`, parsed, while experiments run; None when DVC failed because a run
+    was starting or ending ("unknown Git revision 'refs/exps/exec/EXEC_BASELINE'": its own refs
+    are missing for a moment): a user would look again, and so does the caller."""
+    looked = run(["dvc", "exp", "show", "--json"], repo, check=False)
+    return json.loads(looked.stdout) if looked.returncode == 0 else None
+
+
+def experiment_rows(shown):
+    """Every row of `dvc exp show --json`: (its experiment's executor or None, the row)."""
+    for baseline in shown:
+        yield None, baseline
+        for experiment in baseline.get("experiments") or []:
+            for revision in experiment["revs"]:
+                yield experiment.get("executor"), revision
+
+
+def row_metrics(row):
+    """{metrics file: {"data": ...} or {"error": ...}} of one row; queued rows have none."""
+    return (row.get("data") or {}).get("metrics") or {}
+
+
 def jpeg_with_orientation(pixels, orientation, byte_order="II"):
     """A JPEG of pixels with an EXIF APP1 segment holding one tag, Orientation, written by
     hand (Intel "II" or Motorola "MM" byte order) after the JFIF header, as cameras do."""

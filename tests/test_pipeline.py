@@ -25,10 +25,13 @@ from tests.conftest import (
     SHARED,
     STAGES,
     copy_shared_subset,
+    exp_show_while_running,
+    experiment_rows,
     jpeg_with_orientation,
     new_project,
     plot_values,
     reset,
+    row_metrics,
     run,
     served_outputs,
     set_params,
@@ -527,20 +530,6 @@ def run_predict(model, *arguments, code=1):
     return result, [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def experiment_rows(shown):
-    """Every row of `dvc exp show --json`: (its experiment's executor or None, the row)."""
-    for baseline in shown:
-        yield None, baseline
-        for experiment in baseline.get("experiments") or []:
-            for revision in experiment["revs"]:
-                yield experiment.get("executor"), revision
-
-
-def row_metrics(row):
-    """{metrics file: {"data": ...} or {"error": ...}} of one row; queued rows have none."""
-    return (row.get("data") or {}).get("metrics") or {}
-
-
 def test_exp_show_shows_a_running_experiments_latest_epoch(repo, tmp_path):
     repo, _ = repo
     epochs = 300  # on cached features: about 20 s of training on two cores
@@ -553,12 +542,8 @@ def test_exp_show_shows_a_running_experiments_latest_epoch(repo, tmp_path):
         )
         seen, deadline = [], time.monotonic() + 600
         while process.poll() is None and time.monotonic() < deadline:
-            # While the run starts and ends, DVC may not find its own refs yet ("unknown Git
-            # revision 'refs/exps/exec/EXEC_BASELINE'"): a user would look again, and so do we.
-            looked = run(["dvc", "exp", "show", "--json"], repo, check=False)
-            if looked.returncode != 0:
-                continue
-            for executor, row in experiment_rows(json.loads(looked.stdout)):
+            shown = exp_show_while_running(repo)
+            for executor, row in experiment_rows(shown or []):
                 metrics = row_metrics(row).get("dvclive/train_head/metrics.json")
                 if executor and executor["state"] == "running" and metrics and "data" in metrics:
                     seen.append(metrics["data"])

@@ -21,9 +21,12 @@ from tests.conftest import (
     GIT,
     PROJECT_ROOT,
     copy_shared_subset,
+    exp_show_while_running,
+    experiment_rows,
     new_project,
     plot_values,
     reset,
+    row_metrics,
     run,
     stages_run,
 )
@@ -74,18 +77,12 @@ def eval_metrics_by_experiment(repo):
 
 def running_finetune_figures(repo):
     """[(experiment name, dvclive/finetune/metrics.json)] of the running experiments."""
-    # As a run starts or ends, DVC may not find its own refs for a moment: look again later.
-    looked = run(["dvc", "exp", "show", "--json"], repo, check=False)
-    if looked.returncode != 0:
-        return []
-    return [
-        (experiment["name"], metrics["data"])
-        for baseline in json.loads(looked.stdout)
-        for experiment in baseline.get("experiments") or []
-        if (experiment.get("executor") or {}).get("state") == "running"
-        for revision in experiment["revs"]
-        if "data" in (metrics := (revision.get("data") or {}).get("metrics", {}).get(LOG, {}))
+    running = [
+        (row["name"], row_metrics(row).get(LOG, {}))
+        for executor, row in experiment_rows(exp_show_while_running(repo) or [])
+        if executor and executor["state"] == "running"
     ]
+    return [(name, metrics["data"]) for name, metrics in running if "data" in metrics]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ logged in (`dvc studio login` or DVC_STUDIO_TOKEN): otherwise it makes no networ
 import csv
 from pathlib import Path
 
-FIGURES = ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
+KERAS_FIGURES = ("loss", "accuracy", "val_loss", "val_accuracy")  # what Keras's fit reports
+FIGURES = (*KERAS_FIGURES, "lr")
 STAGES = ("train_head", "finetune")
 
 

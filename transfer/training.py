@@ -10,10 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from transfer.epoch_log import KERAS_FIGURES
 from transfer.errors import interrupted
-
-# What Keras reports after each epoch, as history rows and metrics/details/<stage>.json's `final`.
-EPOCH_FIGURES = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 # By the names params.yaml uses (transfer.params.OPTIMIZERS).
 OPTIMIZERS = {
@@ -122,7 +120,7 @@ class LogEpochs(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         # Keras passes the epoch's index counted from 0, initial_epoch included.
-        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
         self.log.epoch(epoch + 1, {**logs, "lr": learning_rate})
 
 
@@ -160,7 +158,7 @@ def fit(
     rows = []
     for index in range(len(history.history["loss"])):
         row = {"epoch": first_epoch + index + 1}
-        row.update({name: float(history.history[name][index]) for name in EPOCH_FIGURES})
+        row.update({name: float(history.history[name][index]) for name in KERAS_FIGURES})
         rows.append(row)
     return rows
 
@@ -180,7 +178,7 @@ def phase_report(rows, early_stopping, model_facts, runtime=None):
     precision, devices, versions)."""
     kept = kept_epoch(rows, early_stopping)
     report = {
-        "final": {name: kept[name] for name in EPOCH_FIGURES},
+        "final": {name: kept[name] for name in KERAS_FIGURES},
         "kept_epoch": kept["epoch"],
         "epochs_run": len(rows),
         "model": model_facts,
