@@ -11,7 +11,7 @@ import sys
 from bench_scale import make_larger_set
 from common import make_repo, peak_rss_mb, run_process
 
-from transfer.records import read_record
+from transfer.core.records import read_record
 
 AUDIT_FACTORS = (1, 10)
 

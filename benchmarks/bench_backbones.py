@@ -10,11 +10,12 @@ from common import median_rate, timed
 
 def bench_backbones(work, photos, repeats, per_class=128, size=224, names=None, batch_size=64):
     """The extract stage's code with every backbone (or those named), on the same 224 px images."""
-    from transfer.backbones import BACKBONES
-    from transfer.export import first_images
-    from transfer.features import extract_all
-    from transfer.folder_source import prepare_folder
-    from transfer.model import build_base, build_classifier, build_feature_extractor, build_head
+    from transfer.data.features import extract_all
+    from transfer.data.shards import read_shards
+    from transfer.data.sources.folder import prepare_folder
+    from transfer.inference.runners import KerasRunner
+    from transfer.models.backbones import BACKBONES
+    from transfer.models.networks import build_base, build_classifier, build_feature_extractor, build_head
 
     subset = work / "backbone_photos"
     for class_dir in sorted(path for path in (photos / "train").iterdir() if path.is_dir()):
@@ -30,13 +31,14 @@ def bench_backbones(work, photos, repeats, per_class=128, size=224, names=None, 
 
         def extract(extractor=extractor):
             with tempfile.TemporaryDirectory() as out:
-                return sum(extract_all(extractor, prepared, out, batch_size).values())
+                return sum(extract_all(KerasRunner(extractor), prepared, out, batch_size).values())
 
         count = extract()  # warm-up: tracing and oneDNN kernel selection
         seconds = [timed(extract) for _ in range(repeats)]
         results[name] = {"images": count, "image_size": size, "images_per_s": median_rate(count, seconds)}
         classifier = build_classifier(base, build_head(5, feature_width=base.backbone.feature_width))
-        results[name].update(tflite_sizes_mb(classifier, first_images("train", 16, prepared)))
+        representative = next(read_shards(prepared, "train"))[0][:16]
+        results[name].update(tflite_sizes_mb(classifier, representative))
         print("backbone", name, json.dumps(results[name]), flush=True)
     return results
 
@@ -45,7 +47,7 @@ def tflite_sizes_mb(classifier, representative_images):
     """The classifier as TFLite float32 and int8, in MB: the model's own share of an exported
     file, without the novelty check's bank of training features (feature_width x training
     photos x 4 bytes, the same for every backbone of a width)."""
-    from transfer.litert import plain_saved_model, tflite_bytes
+    from transfer.inference.litert import plain_saved_model, tflite_bytes
 
     with plain_saved_model(classifier) as saved_model:
         float32 = tflite_bytes(saved_model)

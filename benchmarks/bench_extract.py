@@ -7,9 +7,10 @@ from common import median_rate, timed
 
 
 def bench_extract(prepared, weights, size, batch_size, repeats):
-    from transfer.features import extract_all
-    from transfer.model import build_base, build_feature_extractor
-    from transfer.shards import SPLITS, image_count, read_shards
+    from transfer.data.features import extract_all
+    from transfer.data.shards import SPLITS, image_count, read_shards
+    from transfer.inference.runners import KerasRunner
+    from transfer.models.networks import build_base, build_feature_extractor
 
     extractor = build_feature_extractor(build_base(size, weights))
     images = np.concatenate([shard[0] for split in SPLITS for shard in read_shards(prepared, split)])
@@ -21,7 +22,7 @@ def bench_extract(prepared, weights, size, batch_size, repeats):
 
     def project():
         with tempfile.TemporaryDirectory() as out:
-            extract_all(extractor, prepared, out, batch_size)
+            extract_all(KerasRunner(extractor), prepared, out, batch_size)
 
     ceiling()  # warm-up: tracing and oneDNN kernel selection
     project()

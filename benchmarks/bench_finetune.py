@@ -7,11 +7,11 @@ from common import median_rate, timed
 def bench_finetune(prepared, weights, size, repeats, fine_tune_at=100, batch_size=32):
     import keras
 
-    from transfer.finetuning import image_dataset
-    from transfer.model import build_base, build_classifier, build_head, unfreeze_top
-    from transfer.shards import read_meta, read_shards
-    from transfer.task import Task
-    from transfer.training import compile_model
+    from transfer.core.task import Task
+    from transfer.data.shards import read_meta, read_shards
+    from transfer.models.networks import build_base, build_classifier, build_head, unfreeze_top
+    from transfer.training.datasets import image_dataset
+    from transfer.training.recipe import compile_model
 
     task = Task(read_meta(prepared)["class_names"])
     base = build_base(size, weights)

@@ -12,15 +12,16 @@ from common import ROOT, median_rate, run_process, timed
 
 def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=64):
     """LiteRT (XNNPACK) against TensorFlow: extract's forward pass, and whole predict commands."""
-    from transfer.artifacts import write_calibration
-    from transfer.deployed import deployed_model
-    from transfer.export import export_tflite
-    from transfer.features import extract_all
-    from transfer.inference import outputs_of
-    from transfer.litert import plain_saved_model
-    from transfer.model import build_base, build_classifier, build_feature_extractor, build_head
-    from transfer.shards import SPLITS, image_count, read_shards
-    from transfer.task import Task
+    from transfer.core.artifacts import write_calibration
+    from transfer.core.task import Task
+    from transfer.data.features import extract_all
+    from transfer.data.shards import SPLITS, image_count, read_shards
+    from transfer.deploy.export import tflite
+    from transfer.deploy.export.formats import ExportJob
+    from transfer.inference.bundle import open_bundle
+    from transfer.inference.deployed import keras_network
+    from transfer.inference.runners import network_runner
+    from transfer.models.networks import build_base, build_classifier, build_feature_extractor, build_head
 
     os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # a cold cache: the conversion is timed once
     extractor = build_feature_extractor(build_base(size, weights))
@@ -28,8 +29,9 @@ def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=
     images, labels = np.concatenate([shard[0] for shard in shards]), np.concatenate([s[1] for s in shards])
     full_batches = max(1, len(images) // batch_size) * batch_size  # as extract runs them
     images, labels = images[:full_batches], labels[:full_batches]
-    conversion_s = timed(lambda: outputs_of(extractor, "litert"))
-    runs = {"tensorflow": extractor.predict_on_batch, "litert": outputs_of(extractor, "litert")}
+    conversion_s = timed(lambda: network_runner(extractor, "litert"))
+    litert = network_runner(extractor, "litert")
+    runs = {"tensorflow": extractor.predict_on_batch, "litert": litert.run}
 
     def forward(name):
         for start in range(0, len(images), batch_size):
@@ -37,7 +39,7 @@ def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=
 
     def stage():
         with tempfile.TemporaryDirectory() as out:
-            extract_all(extractor, prepared, out, batch_size, runs["litert"])
+            extract_all(litert, prepared, out, batch_size)
 
     for name in runs:
         forward(name)  # warm-up: tracing, kernel selection, XNNPACK packing
@@ -70,9 +72,10 @@ def bench_litert(work, prepared, photos, weights, repeats, size=160, batch_size=
     (model_dir / "classes.json").write_text(json.dumps({"class_names": task.class_names}))
     calibration, novelty_statistics = benchmark_calibration(model, images, labels)
     write_calibration(model_dir, calibration, novelty_statistics)
-    with plain_saved_model(deployed_model(model, calibration, novelty_statistics)) as saved_model:
-        export_tflite(saved_model, task, calibration, model_dir / "model_float32.tflite")
-        export_tflite(saved_model, task, calibration, model_dir / "model_int8.tflite", images[:200])
+    bundle = open_bundle(model_dir / "model.keras")
+    with ExportJob(bundle, keras_network(bundle), {"calibration_images": 200}, prepared) as job:
+        tflite.write_float32(job, model_dir / "model_float32.tflite")
+        tflite.write_int8(job, model_dir / "model_int8.tflite")
     predict = [sys.executable, "-m", "transfer", "predict"]
     commands = {
         "keras_runtime_keras": [*predict, "--runtime", "keras", model_dir / "model.keras", folder],
@@ -98,7 +101,7 @@ def benchmark_calibration(model, images, labels):
     it; knn novelty over the photos' features, its threshold accepting 98% of them)."""
     import keras
 
-    from transfer.novelty import get_method
+    from transfer.calibration.novelty import get_method
 
     pooled = keras.Model(model.input, model.get_layer("pool").output).predict(images, verbose=0)
     settings = {"method": "knn", "accept": 0.98, "neighbours": 5, "bank_size": 10000}

@@ -4,7 +4,7 @@ import sys
 
 from common import ROOT, make_repo, run_process
 
-from transfer.records import read_record
+from transfer.core.records import read_record
 
 
 def bench_pipeline(work, photos, weights, run_tutorial, size=160, epochs=10):

@@ -1,4 +1,4 @@
-"""Each novelty score of transfer/novelty.py on a trained project, against photos of none of its classes.
+"""Each novelty score (transfer.calibration.novelty) of a trained project, on photos of none of its classes.
 
     cd <a project after dvc repro> && python <this checkout>/benchmarks/novelty_proxies.py \
         --unknown ../shared/data/flower_photos [--accept 0.95 0.98]
@@ -32,18 +32,19 @@ def main():
 
     import keras
 
-    from transfer.artifacts import MODEL, read_class_names
-    from transfer.calibrating import pooled_and_logits
-    from transfer.calibration import fit_temperature, scaled
-    from transfer.images import find_images, load_image
-    from transfer.model import load_model
-    from transfer.novelty import METHODS, accepted_share, auroc, threshold_accepting
-    from transfer.params import load_params
-    from transfer.task import Task
+    from transfer.calibration.fitting import pooled_and_logits
+    from transfer.calibration.novelty import accepted_share, all_methods, threshold_accepting
+    from transfer.calibration.temperature import fit_temperature, scaled
+    from transfer.config.params import load_params
+    from transfer.core.artifacts import MODEL
+    from transfer.data.images import find_images, load_image
+    from transfer.inference.bundle import open_bundle
+    from transfer.models.loading import load_model
+    from transfer.reporting.metrics import roc_auc
 
     params = load_params()
     config, seed = params["calibrate"], params["data"]["seed"]
-    task = Task(read_class_names(MODEL))
+    task = open_bundle(MODEL).task
     model = load_model(MODEL)
     splits = {
         split: pooled_and_logits(model, split, config["batch_size"])
@@ -63,7 +64,7 @@ def main():
     temperature = fit_temperature(task, splits["validation"][2], splits["validation"][1])
     results = {"unknown_folder": str(args.unknown), "unknown_photos": len(files), "methods": {}}
     print(f"{len(files)} unknown photos; temperature {temperature:.4f}")
-    for method in METHODS.values():
+    for method in all_methods():
         settings = method.settings(config)
         statistics = method.fit(splits["train"][0], splits["train"][2], task.num_classes, settings, seed)
         scores = {
@@ -71,7 +72,8 @@ def main():
             for name, (pooled, logits, _) in splits.items()
             if name != "train"
         }
-        row = {"auroc": auroc(scores["test"], scores["unknown"])}
+        known, unknown = scores["test"], scores["unknown"]
+        row = {"auroc": roc_auc(np.r_[np.zeros(len(known)), np.ones(len(unknown))], np.r_[known, unknown])}
         for accept in args.accept:
             threshold = threshold_accepting(scores["validation"], accept)
             row[str(accept)] = {

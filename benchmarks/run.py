@@ -127,7 +127,7 @@ def main():
     results = {"machine": f"{os.cpu_count()} CPUs", "photos": str(photos), "repeats": repeats}
     size = sizes.image_size
 
-    from transfer.folder_source import prepare_folder
+    from transfer.data.sources.folder import prepare_folder
 
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)

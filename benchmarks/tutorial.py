@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import transfer  # noqa: E402, F401  (oneDNN on, as in the pipeline: the same TensorFlow settings)
-from transfer.folder_source import list_folder, split_key, split_of  # noqa: E402
+from transfer.data.sources.folder import list_folder, split_key, split_of  # noqa: E402
 
 
 def file_lists(photos, seed=42, fractions=(0.8, 0.1, 0.1)):

@@ -1,10 +1,10 @@
 """Stage 5: the fine-tuned model's temperature and novelty threshold -> models/calibration.json."""
 
-from transfer.calibrating import calibrate_model
-from transfer.errors import run_stage
-from transfer.params import load_params
-from transfer.records import write_record
-from transfer.runtime import RESOLVED_FILE, start
+from transfer.calibration.fitting import calibrate_model
+from transfer.config.params import load_params
+from transfer.core.errors import run_stage
+from transfer.core.records import write_record
+from transfer.distribute.runtime import RESOLVED_FILE, start
 
 
 def main():

@@ -1,14 +1,14 @@
 """Stage 2: run the frozen base (model.backbone) once per image -> data/features."""
 
-from transfer.artifacts import FEATURES, PREPARED
-from transfer.errors import run_stage
-from transfer.features import extract_all
-from transfer.inference import outputs_of
-from transfer.io import atomic_path
-from transfer.model import base_facts, build_base, build_feature_extractor
-from transfer.params import load_params
-from transfer.records import write_record
-from transfer.runtime import RESOLVED_FILE, start
+from transfer.config.params import load_params
+from transfer.core.artifacts import FEATURES, PREPARED
+from transfer.core.errors import run_stage
+from transfer.core.io import atomic_path
+from transfer.core.records import write_record
+from transfer.data.features import extract_all
+from transfer.distribute.runtime import RESOLVED_FILE, start
+from transfer.inference.runners import network_runner
+from transfer.models.networks import base_facts, build_base, build_feature_extractor
 
 
 def main():
@@ -17,10 +17,10 @@ def main():
     with start(params["runtime"], training=False, recorded=RESOLVED_FILE).scope():
         base = build_base(params["data"]["image_size"], model["weights"], model["backbone"])
         extractor = build_feature_extractor(base)
-        features_of = outputs_of(extractor, params["extract"]["runtime"], params["runtime"]["threads"])
+        runner = network_runner(extractor, params["extract"]["runtime"], params["runtime"]["threads"])
         with atomic_path(FEATURES) as features:
             features.mkdir()
-            counts = extract_all(extractor, PREPARED, features, params["extract"]["batch_size"], features_of)
+            counts = extract_all(runner, PREPARED, features, params["extract"]["batch_size"])
     write_record(
         "extract",
         {

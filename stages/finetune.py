@@ -2,24 +2,24 @@
 
 from pathlib import Path
 
-from transfer.artifacts import HEAD_MODEL, MODEL, PREPARED, write_class_names
-from transfer.epoch_log import EpochLog
-from transfer.errors import run_stage
-from transfer.finetuning import augmentation_of, fine_tune
-from transfer.io import atomic_path
-from transfer.model import (
+from transfer.config.params import load_params
+from transfer.core.artifacts import HEAD_MODEL, MODEL, PREPARED, write_class_names
+from transfer.core.errors import run_stage
+from transfer.core.io import atomic_path
+from transfer.core.records import details_path, read_record, write_record
+from transfer.core.task import Task, class_weights
+from transfer.data.shards import read_meta
+from transfer.distribute.runtime import RESOLVED_FILE, start
+from transfer.models.loading import load_model
+from transfer.models.networks import (
     build_base,
     build_classifier,
-    load_model,
     model_facts,
     unfreeze_top,
 )
-from transfer.params import load_params
-from transfer.records import details_path, read_record, write_record
-from transfer.runtime import RESOLVED_FILE, start
-from transfer.shards import read_meta
-from transfer.task import Task, class_weights
-from transfer.training import phase_report, seed_everything
+from transfer.training.epoch_log import EpochLog
+from transfer.training.fine_tuning import augmentation_of, fine_tune
+from transfer.training.recipe import phase_report, seed_everything
 
 
 def main():

@@ -4,10 +4,11 @@ Runs on every `dvc repro` (always_changed); the stages that compute depend on
 its file, so a machine that resolves differently never reuses their cache.
 """
 
-from transfer.errors import run_stage
-from transfer.io import write_json
-from transfer.params import load_params
-from transfer.runtime import RESOLVED_FILE, resolve
+from transfer.config.params import load_params
+from transfer.core.errors import run_stage
+from transfer.core.io import write_json
+from transfer.distribute.resolve import resolve
+from transfer.distribute.runtime import RESOLVED_FILE
 
 
 def main():

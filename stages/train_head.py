@@ -2,20 +2,20 @@
 
 import numpy as np
 
-from transfer.artifacts import FEATURES, HEAD_MODEL
-from transfer.epoch_log import EpochLog
-from transfer.errors import run_stage
-from transfer.features import feature_class_names, load_features
-from transfer.io import atomic_path
-from transfer.model import build_head, model_facts
-from transfer.params import load_params
-from transfer.records import write_record
-from transfer.runtime import RESOLVED_FILE, start
-from transfer.task import Task, class_weights
-from transfer.training import (
+from transfer.config.params import load_params
+from transfer.core.artifacts import FEATURES, HEAD_MODEL
+from transfer.core.errors import run_stage
+from transfer.core.io import atomic_path
+from transfer.core.records import write_record
+from transfer.core.task import Task, class_weights
+from transfer.data.features import feature_class_names, load_features
+from transfer.distribute.runtime import RESOLVED_FILE, start
+from transfer.models.networks import build_head, model_facts
+from transfer.training.datasets import feature_dataset
+from transfer.training.epoch_log import EpochLog
+from transfer.training.recipe import (
     compile_for_phase,
     evaluate,
-    feature_dataset,
     fit,
     phase_report,
     seed_everything,

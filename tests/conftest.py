@@ -16,9 +16,9 @@ import yaml
 from PIL import Image
 
 import transfer  # noqa: F401  (sets TensorFlow's environment before TensorFlow loads)
-from transfer.backbones import BACKBONES, DEFAULT
-from transfer.metrics import classification_metrics
-from transfer.task import Task
+from transfer.core.task import Task
+from transfer.models.backbones import BACKBONES, DEFAULT
+from transfer.reporting.metrics import classification_metrics
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TRANSFER_SHARED", PROJECT_ROOT.parent / "shared"))
@@ -35,7 +35,7 @@ FEATURE_TOLERANCE = 1e-3
 # float32 network, summed in another order.
 LITERT_TOLERANCE = 1e-3
 
-# A long step's one line when stderr is not a terminal (transfer.progress).
+# A long step's one line when stderr is not a terminal (transfer.core.progress).
 SUMMARY = re.compile(r"^(?P<step>.+): (?P<count>\d+) (?P<unit>\w+) in \d+\.\d s \([\d.e+-]+ (?P=unit)/s\)$")
 
 # The tutorial's task: two classes, one logit.
@@ -73,7 +73,7 @@ def make_image(path, color, size=(40, 30), mode="RGB", fmt=None, noise_seed=0):
 
 def names_in_every_split(class_name, count, fractions, seed):
     """count file names for a class folder whose first three fall in train, validation and test."""
-    from transfer.folder_source import split_key, split_of
+    from transfer.data.sources.folder import split_key, split_of
 
     names = [f"{index:03d}.jpg" for index in range(1000)]
     first = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import BINARY, FEATURE_SIZE, default_params, make_image_folder
-from transfer.folder_source import prepare_folder
+from transfer.data.sources.folder import prepare_folder
 
 
 def main(work, weights):
@@ -26,11 +26,12 @@ def main(work, weights):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-    from transfer.epoch_log import EpochLog
-    from transfer.finetuning import fine_tune
-    from transfer.model import build_base, build_classifier, build_head, unfreeze_top
-    from transfer.runtime import make_strategy
-    from transfer.training import compile_for_phase, feature_dataset, fit, seed_everything
+    from transfer.distribute.runtime import make_strategy
+    from transfer.models.networks import build_base, build_classifier, build_head, unfreeze_top
+    from transfer.training.datasets import feature_dataset
+    from transfer.training.epoch_log import EpochLog
+    from transfer.training.fine_tuning import fine_tune
+    from transfer.training.recipe import compile_for_phase, fit, seed_everything
 
     prepared = work / "prepared"
     # 28 training and 6 validation images: with batches of 8, no replica is ever handed an

@@ -9,8 +9,7 @@ from PIL import Image
 
 from tests.conftest import default_params, make_image, make_image_folder, names_in_every_split, write_params
 from tests.test_stages import error_lines, run_stage
-from transfer.audit import audit, duplicate_rows, label_issue_rows, summary
-from transfer.duplicates import (
+from transfer.audit.duplicates import (
     PixelMatcher,
     crop_thumbnails,
     exact_pairs,
@@ -18,21 +17,23 @@ from transfer.duplicates import (
     pixel_digest,
     thumbnail,
 )
-from transfer.errors import PipelineError
-from transfer.exclusions import Exclusions
-from transfer.features import extract_all
-from transfer.folder_source import prepare_folder
-from transfer.label_issues import check_auditable, find_label_issues, out_of_sample_probabilities
-from transfer.neighbours import nearest_neighbours
-from transfer.records import read_record
-from transfer.shards import read_shards
+from transfer.audit.findings import audit, duplicate_rows, label_issue_rows, summary
+from transfer.audit.label_issues import check_auditable, find_label_issues, out_of_sample_probabilities
+from transfer.core.errors import PipelineError
+from transfer.core.records import read_record
+from transfer.data.exclusions import Exclusions
+from transfer.data.features import extract_all
+from transfer.data.neighbours import nearest_neighbours
+from transfer.data.shards import read_shards
+from transfer.data.sources.folder import prepare_folder
+from transfer.inference.runners import KerasRunner
 
 AUDIT = default_params()["audit"]
 SIZE = 48
 
 
 def test_nearest_neighbours_match_all_pairs_and_skip_the_photo_itself(monkeypatch):
-    monkeypatch.setattr("transfer.neighbours.BLOCK_ROWS", 7)  # several blocks
+    monkeypatch.setattr("transfer.data.neighbours.BLOCK_ROWS", 7)  # several blocks
     features = np.random.default_rng(0).normal(size=(40, 5)).astype(np.float32)
     indices, similarities = nearest_neighbours(features, 3)
 
@@ -224,7 +225,12 @@ def pooled_pixels():
 def prepare_and_extract(root, workdir, per_class=None):
     prepare_folder(root, workdir / "data" / "prepared", 32, [0.6, 0.2, 0.2], seed=0)
     (workdir / "data" / "features").mkdir()
-    extract_all(pooled_pixels(), workdir / "data" / "prepared", workdir / "data" / "features", batch_size=16)
+    extract_all(
+        KerasRunner(pooled_pixels()),
+        workdir / "data" / "prepared",
+        workdir / "data" / "features",
+        batch_size=16,
+    )
     return workdir / "data" / "prepared", workdir / "data" / "features"
 
 

@@ -6,15 +6,15 @@ import keras
 import numpy as np
 import pytest
 
-from transfer.backbones import BACKBONES, get_backbone
-from transfer.errors import PipelineError
-from transfer.model import (
+from transfer.core.errors import PipelineError
+from transfer.models.backbones import BACKBONES, get_backbone
+from transfer.models.loading import load_model
+from transfer.models.networks import (
     build_base,
     build_classifier,
     build_feature_extractor,
     build_head,
     constructor_of,
-    load_model,
     preprocess,
     unfreeze_top,
 )

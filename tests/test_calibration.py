@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from transfer.calibration import (
+from transfer.calibration.temperature import (
     BINS,
     calibration_report,
     expected_calibration_error,
@@ -9,7 +9,7 @@ from transfer.calibration import (
     reliability_bins,
     scaled,
 )
-from transfer.task import Task
+from transfer.core.task import Task
 
 BINARY, FLOWERS = Task(["cats", "dogs"]), Task(["daisy", "dandelion", "roses", "sunflowers", "tulips"])
 

@@ -6,11 +6,11 @@ import pytest
 from PIL import Image
 
 from tests.conftest import high_bit_depth_twins, make_image, make_image_folder
-from transfer.errors import PipelineError
-from transfer.folder_source import list_folder, prepare_folder, split_key, split_of
-from transfer.images import load_image
-from transfer.shards import SPLITS, read_meta, read_shards
-from transfer.tfds_source import tfds_split_names
+from transfer.core.errors import PipelineError
+from transfer.data.images import load_image
+from transfer.data.shards import SPLITS, read_meta, read_shards
+from transfer.data.sources.folder import list_folder, prepare_folder, split_key, split_of
+from transfer.data.sources.tfds import tfds_split_names
 
 FRACTIONS = [0.8, 0.1, 0.1]
 
@@ -167,7 +167,7 @@ def test_same_input_gives_identical_shards(tmp_path):
 
 
 def test_shards_hold_a_bounded_number_of_images(tmp_path, monkeypatch):
-    monkeypatch.setattr("transfer.shards.SHARD_BYTES", 32 * 32 * 3 * 7)
+    monkeypatch.setattr("transfer.data.shards.SHARD_BYTES", 32 * 32 * 3 * 7)
     root = make_image_folder(tmp_path / "images", per_class=20)
     prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)
     meta = json.loads((tmp_path / "prepared" / "meta.json").read_text())
@@ -209,8 +209,8 @@ def test_too_few_images_for_a_split_is_an_error(tmp_path):
 
 
 def test_image_dataset_streams_shuffled_batches(tmp_path):
-    from transfer.finetuning import image_dataset
-    from transfer.training import seed_everything
+    from transfer.training.datasets import image_dataset
+    from transfer.training.recipe import seed_everything
 
     root = make_image_folder(tmp_path / "images", per_class=30)
     prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)
@@ -318,9 +318,9 @@ def test_a_class_too_small_for_the_split_stops_with_one_line(tmp_path):
 
 
 def test_fixed_batches_cross_shards_and_pad_the_last(tmp_path, monkeypatch):
-    from transfer.shards import fixed_batches
+    from transfer.data.shards import fixed_batches
 
-    monkeypatch.setattr("transfer.shards.SHARD_BYTES", 32 * 32 * 3 * 7)  # 7 images per shard
+    monkeypatch.setattr("transfer.data.shards.SHARD_BYTES", 32 * 32 * 3 * 7)  # 7 images per shard
     root = make_image_folder(tmp_path / "images", per_class=20)
     prepare_folder(root, tmp_path / "prepared", 32, FRACTIONS, seed=0)
     shards = list(read_shards(tmp_path / "prepared", "train"))
@@ -353,7 +353,7 @@ def test_a_class_missing_from_the_test_split_is_refused_before_anything_is_writt
 
 
 def test_an_exclusion_that_empties_a_split_of_a_class_is_refused(tmp_path):
-    from transfer.exclusions import Exclusions
+    from transfer.data.exclusions import Exclusions
 
     root = make_image_folder(tmp_path / "images", per_class=30)
     in_test = [

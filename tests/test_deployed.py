@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import LITERT_TOLERANCE, SHARED, predict_listing_imports, transfer_predict
-from transfer.artifacts import read_calibration, write_calibration
-from transfer.calibration import scaled
-from transfer.images import find_images, load_image
-from transfer.model import build_base, build_classifier, build_head
-from transfer.novelty import get_method, max_probability_scores
-from transfer.task import Task
+from transfer.calibration.novelty import get_method
+from transfer.calibration.temperature import scaled
+from transfer.core.artifacts import read_calibration, write_calibration
+from transfer.core.task import Task
+from transfer.data.images import find_images, load_image
+from transfer.models.networks import build_base, build_classifier, build_head
 
 SIZE = 48
 TEMPERATURE = 2.5
@@ -59,25 +59,27 @@ def calibrated_dir(tmp_path_factory, shared_weights, photos):
 
 
 def test_the_deployed_model_divides_the_logits_and_scores_novelty(calibrated_dir, photos):
-    from transfer.deployed import load_deployed
-    from transfer.model import load_model
+    from transfer.inference.bundle import open_bundle
+    from transfer.inference.deployed import keras_network
+    from transfer.models.loading import load_model
 
     classifier = load_model(calibrated_dir / "model.keras")
-    deployed, calibration = load_deployed(calibrated_dir / "model.keras")
+    bundle = open_bundle(calibrated_dir / "model.keras")
+    deployed, calibration = keras_network(bundle), bundle.calibration
     images = np.stack([load_image(path, SIZE) for path in photos[0][:4] + photos[1][:4]])
     outputs = deployed.predict(images, verbose=0)
     np.testing.assert_allclose(
         outputs["logits"], classifier.predict(images, verbose=0) / TEMPERATURE, rtol=1e-5, atol=1e-6
     )
-    _, statistics = read_calibration(calibrated_dir / "model.keras")
+    _, statistics = read_calibration(calibrated_dir)
     settings = calibration["novelty"]
     expected = get_method("knn").scores(pooled_features(classifier, images), None, statistics, settings)
     np.testing.assert_allclose(outputs["novelty"][:, 0], expected, atol=1e-5)
 
 
 def test_the_deployed_mahalanobis_score_is_numpys(calibrated_dir, photos):
-    from transfer.deployed import deployed_model
-    from transfer.model import load_model
+    from transfer.inference.deployed import deployed_model
+    from transfer.models.loading import load_model
 
     classifier = load_model(calibrated_dir / "model.keras")
     images = np.stack([load_image(path, SIZE) for path in photos[0] + photos[1]])
@@ -96,7 +98,7 @@ def test_the_deployed_mahalanobis_score_is_numpys(calibrated_dir, photos):
 def test_max_probability_novelty_is_one_minus_the_calibrated_top_probability(shared_weights, num_classes):
     import keras
 
-    from transfer.deployed import deployed_model
+    from transfer.inference.deployed import deployed_model
 
     keras.utils.set_random_seed(1)
     task = Task([f"class_{index}" for index in range(num_classes)])
@@ -106,7 +108,7 @@ def test_max_probability_novelty_is_one_minus_the_calibrated_top_probability(sha
     outputs = deployed_model(classifier, calibration, {}).predict(images, verbose=0)
     probabilities = task.probabilities(scaled(classifier.predict(images, verbose=0), 0.7))
     np.testing.assert_allclose(
-        outputs["novelty"][:, 0], max_probability_scores(None, probabilities), atol=1e-5
+        outputs["novelty"][:, 0], get_method("max_probability").scores(None, probabilities), atol=1e-5
     )
 
 
@@ -114,12 +116,14 @@ def test_max_probability_novelty_is_one_minus_the_calibrated_top_probability(sha
 def test_predict_gives_calibrated_scores_known_and_novelty(
     calibrated_dir, photos, runtime, user_cache, tmp_path
 ):
-    from transfer.deployed import load_deployed
+    from transfer.inference.bundle import open_bundle
+    from transfer.inference.deployed import keras_network
 
     files = photos[0][::4] + photos[1][::3]
     result, lines = transfer_predict(calibrated_dir / "model.keras", *files, "--runtime", runtime)
     assert result.returncode == 0, result.stderr
-    deployed, calibration = load_deployed(calibrated_dir / "model.keras")
+    bundle = open_bundle(calibrated_dir / "model.keras")
+    deployed, calibration = keras_network(bundle), bundle.calibration
     outputs = deployed.predict(np.stack([load_image(path, SIZE) for path in files]), verbose=0)
     probabilities = Task(["cats", "dogs"]).probabilities(outputs["logits"])
     threshold = calibration["novelty"]["threshold"]
@@ -166,6 +170,20 @@ def test_reject_without_a_calibration_is_one_clear_error(calibrated_dir, photos,
     assert result.returncode == 0 and list(lines[0]) == ["path", "label", "score"]
 
 
+@pytest.mark.parametrize("runtime", ["keras", "litert"])
+def test_a_calibration_without_its_novelty_statistics_is_one_error_line(
+    calibrated_dir, photos, tmp_path, runtime
+):
+    for name in ("model.keras", "classes.json", "calibration.json"):  # novelty.npz deleted
+        (tmp_path / name).write_bytes((calibrated_dir / name).read_bytes())
+    result, lines = transfer_predict(tmp_path / "model.keras", photos[0][0], "--runtime", runtime)
+    assert result.returncode == 2 and lines == []
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'novelty.npz'} is missing: {tmp_path / 'calibration.json'} needs it "
+        "(rerun the calibrate stage: dvc repro)"
+    ]
+
+
 def test_a_cached_conversion_runs_without_importing_tensorflow(calibrated_dir, photos, user_cache):
     image = photos[0][0]
     warm, expected = transfer_predict(calibrated_dir / "model.keras", image)  # converts (or finds it)
@@ -176,8 +194,7 @@ def test_a_cached_conversion_runs_without_importing_tensorflow(calibrated_dir, p
 def test_a_conversion_planted_in_the_shared_temporary_folder_is_never_run(calibrated_dir, photos, tmp_path):
     """Another model's conversion, under the name this model's would have, where any local user
     can write: an empty user cache must not make predict run it."""
-    from transfer.litert import conversion_key
-    from transfer.predict import calibration_companions
+    from transfer.inference.bundle import open_bundle
 
     other = tmp_path / "other"
     other.mkdir()
@@ -186,7 +203,7 @@ def test_a_conversion_planted_in_the_shared_temporary_folder_is_never_run(calibr
     planted = tmp_path / "tmp" / "transfer-litert-cache"
     planted.mkdir(parents=True)
     model = calibrated_dir / "model.keras"
-    key = conversion_key(model, calibration_companions(model))
+    key = open_bundle(model).key
     converting, _ = transfer_predict(
         other / "model.keras", photos[0][0], env={"XDG_CACHE_HOME": str(tmp_path / "converter_cache")}
     )
@@ -203,3 +220,40 @@ def test_a_conversion_planted_in_the_shared_temporary_folder_is_never_run(calibr
     for line, reference in zip(lines, expected):
         assert line["label"] == reference["label"]
         assert line["score"] == pytest.approx(reference["score"], abs=LITERT_TOLERANCE)
+
+
+def test_a_novelty_method_is_one_module_and_its_name(calibrated_dir, photos, monkeypatch):
+    """docs/development.md's recipe: a module with fit, scores, a Keras layer and METHOD, and
+    its name in the registry's list, and the deployed model computes it."""
+    import sys
+    import types
+
+    import keras
+    from keras import ops
+
+    from transfer.calibration import novelty
+    from transfer.inference.deployed import deployed_model
+    from transfer.models.loading import load_model
+
+    class NegativeNorm(keras.layers.Layer):
+        def call(self, features):
+            return -ops.sqrt(ops.sum(ops.square(features), axis=-1, keepdims=True))
+
+    module = types.ModuleType("transfer.calibration.novelty.negative_norm")
+    module.METHOD = novelty.NoveltyMethod(
+        "negative_norm",
+        uses_features=True,
+        fit=lambda *arguments: {},
+        scores=lambda features, probabilities, statistics, settings: -np.linalg.norm(features, axis=1),
+        layer=lambda statistics, settings, **options: (NegativeNorm(**options), []),
+    )
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(novelty, "NAMES", (*novelty.NAMES, "negative_norm"))
+
+    assert novelty.all_methods()[-1] is module.METHOD
+    classifier = load_model(calibrated_dir / "model.keras")
+    images = np.stack([load_image(path, SIZE) for path in photos[0][:3] + photos[1][:3]])
+    calibration = {"temperature": 1.0, "novelty": {"method": "negative_norm", "threshold": 0.0}}
+    outputs = deployed_model(classifier, calibration, {}).predict(images, verbose=0)
+    expected = module.METHOD.scores(pooled_features(classifier, images), None, {}, {})
+    np.testing.assert_allclose(outputs["novelty"][:, 0], expected, rtol=1e-5)

@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED, require_shared
-from transfer.efficientnet_lite import VARIANTS, efficientnet_lite, installed_weights, load_imagenet_weights
-from transfer.errors import PipelineError
-from transfer.images import load_image
-from transfer.torch_state import read_state_dict
+from transfer.core.errors import PipelineError
+from transfer.data.images import load_image
+from transfer.models.efficientnet_lite import (
+    VARIANTS,
+    efficientnet_lite,
+    installed_weights,
+    load_imagenet_weights,
+)
+from transfer.models.torch_state import read_state_dict
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 DOG_CLASSES = range(151, 269)  # the dog breeds, Chihuahua to Mexican hairless
@@ -68,7 +73,7 @@ def test_imagenet_top1_classes_of_real_cat_and_dog_photos(variant, shared_photos
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_the_registry_entry_builds_the_base_with_the_installed_weights(variant):
-    from transfer.model import build_base
+    from transfer.models.networks import build_base
 
     base = build_base(64, "imagenet", variant)
     state = read_state_dict(installed_weights(variant))
@@ -80,7 +85,7 @@ def test_the_registry_entry_builds_the_base_with_the_installed_weights(variant):
 
 
 def pooled_features(backbone, weights, paths, size=224):
-    from transfer.model import build_base, build_feature_extractor
+    from transfer.models.networks import build_base, build_feature_extractor
 
     extractor = build_feature_extractor(build_base(size, weights, backbone))
     images = np.stack([load_image(path, size) for path in paths]).astype(np.float32)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import BINARY, FEATURE_SIZE
-from transfer.epoch_log import FIGURES, EpochLog, figure_file, log_folder, read_epochs
-from transfer.model import build_head
-from transfer.training import compile_for_phase, feature_dataset, fit, seed_everything
+from transfer.models.networks import build_head
+from transfer.training.datasets import feature_dataset
+from transfer.training.epoch_log import FIGURES, EpochLog, figure_file, log_folder, read_epochs
+from transfer.training.recipe import compile_for_phase, fit, seed_everything
 
 
 def data(count=64, seed=0):

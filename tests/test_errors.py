@@ -11,7 +11,7 @@ def run_stage_with(main_body):
     script = textwrap.dedent(
         """
         import os, signal
-        from transfer.errors import PipelineError, run_stage
+        from transfer.core.errors import PipelineError, run_stage
 
         def main():
         {body}

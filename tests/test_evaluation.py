@@ -2,18 +2,18 @@ import numpy as np
 import pytest
 
 from tests.conftest import BINARY, binary_metrics, make_image_folder
-from transfer.evaluation import (
+from transfer.core.task import Task, mean_probability_logit
+from transfer.data.shards import read_shards
+from transfer.data.sources.folder import prepare_folder
+from transfer.inference.runners import KerasRunner, with_mirror
+from transfer.models.networks import build_base, build_classifier, build_head
+from transfer.reporting.evaluation import (
     evaluation_report,
     images_by_id,
     most_confidently_wrong,
     predict_split,
     prediction_rows,
 )
-from transfer.folder_source import prepare_folder
-from transfer.inference import keras_logits, with_mirror
-from transfer.model import build_base, build_classifier, build_head
-from transfer.shards import read_shards
-from transfer.task import Task, mean_probability_logit
 
 
 def test_prediction_rows_score_is_the_predicted_class_probability():
@@ -84,12 +84,12 @@ def test_k_class_report_and_rows_name_the_most_probable_class():
 
 
 def test_predict_split_and_images_by_id(tmp_path, monkeypatch):
-    monkeypatch.setattr("transfer.shards.SHARD_BYTES", 32 * 32 * 3 * 4)
+    monkeypatch.setattr("transfer.data.shards.SHARD_BYTES", 32 * 32 * 3 * 4)
     root = make_image_folder(tmp_path / "images", per_class=14)
     prepare_folder(root, tmp_path / "prepared", 32, [0.5, 0.25, 0.25], seed=0)
     model = build_classifier(build_base(32, "none"), build_head())
     logits, labels, ids = predict_split(
-        keras_logits(model), BINARY, tmp_path / "prepared", "train", batch_size=3
+        KerasRunner(model), BINARY, tmp_path / "prepared", "train", batch_size=3
     )
     shards = list(read_shards(tmp_path / "prepared", "train"))
     images = np.concatenate([shard[0] for shard in shards])
@@ -106,9 +106,9 @@ def test_tta_averages_each_image_with_its_left_right_mirror():
     images = np.zeros((2, 4, 4, 3), "float32")
     images[0, :, 0], images[1, :, 0] = 1.0, -3.0  # left-most columns
     images[0, :, -1], images[1, :, -1] = 3.0, 2.0  # right-most columns
-    averaged = with_mirror(lambda batch: batch[:, 0, 0, 0], BINARY)(images)
+    averaged = with_mirror(lambda batch: {"logits": batch[:, 0, 0, :1]}, BINARY)(images)
     expected = mean_probability_logit([1.0, -3.0], [3.0, 2.0])
-    np.testing.assert_allclose(averaged, expected)
+    np.testing.assert_allclose(averaged["logits"].reshape(-1), expected)
 
 
 def test_predict_split_with_tta_uses_the_mirror(tmp_path, shared_weights):
@@ -118,9 +118,9 @@ def test_predict_split_with_tta_uses_the_mirror(tmp_path, shared_weights):
     prepare_folder(root, tmp_path / "prepared", 32, [0.5, 0.25, 0.25], seed=0)
     keras.utils.set_random_seed(0)  # real base, random head: varied logits
     model = build_classifier(build_base(32, str(shared_weights)), build_head())
-    plain, _, _ = predict_split(keras_logits(model), BINARY, tmp_path / "prepared", "train", batch_size=4)
+    plain, _, _ = predict_split(KerasRunner(model), BINARY, tmp_path / "prepared", "train", batch_size=4)
     tta, _, _ = predict_split(
-        keras_logits(model), BINARY, tmp_path / "prepared", "train", batch_size=4, tta=True
+        KerasRunner(model), BINARY, tmp_path / "prepared", "train", batch_size=4, tta=True
     )
     images = np.concatenate([shard[0] for shard in read_shards(tmp_path / "prepared", "train")])
     mirrored = model.predict(images[:, :, ::-1], verbose=0)

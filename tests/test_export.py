@@ -2,6 +2,7 @@
 
 import io
 import json
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -10,11 +11,11 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 
 from tests.conftest import high_bit_depth_twins, jpeg_with_orientation
-from transfer.deployed import deployed_model
-from transfer.export import export_saved_model, load_serving
-from transfer.images import load_image
-from transfer.serving import decode_for_serving, exif_orientation
-from transfer.task import Task
+from transfer.core.task import Task
+from transfer.data.images import load_image
+from transfer.deploy.export import saved_model
+from transfer.deploy.serving import decode_for_serving, exif_orientation
+from transfer.inference.deployed import deployed_model
 
 ORIENTATIONS = range(1, 9)
 
@@ -111,8 +112,10 @@ def test_the_saved_model_serves_a_rotated_photo_as_predict_sees_it(rotated_photo
     task = Task(["a", "b", "c"])
     # Calibrated as the calibrate stage would: the served probabilities are those of logits / T.
     calibration = {"temperature": 1.5, "novelty": {"method": "max_probability", "threshold": 0.5}}
-    export_saved_model(deployed_model(model, calibration, {}), task, calibration, tmp_path / "saved_model")
-    serve = load_serving(tmp_path / "saved_model")
+    # What the writer reads of an export job (transfer.deploy.export.formats.ExportJob).
+    job = SimpleNamespace(model=deployed_model(model, calibration, {}), task=task, calibration=calibration)
+    saved_model.write(job, tmp_path / "saved_model")
+    serve = saved_model.load_serving(tmp_path / "saved_model")
     stored = jpeg_with_orientation(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), 1)
     served = serve(image_bytes=tf.constant([data, stored]))
     logits = model.predict(load_image(io.BytesIO(data), 64)[np.newaxis], verbose=0)

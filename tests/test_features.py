@@ -2,21 +2,22 @@ import numpy as np
 import pytest
 
 from tests.conftest import FEATURE_SIZE, make_image_folder
-from transfer.errors import PipelineError
-from transfer.features import extract_all, load_features
-from transfer.folder_source import prepare_folder
-from transfer.model import build_base, build_feature_extractor
-from transfer.shards import read_shards
+from transfer.core.errors import PipelineError
+from transfer.data.features import extract_all, load_features
+from transfer.data.shards import read_shards
+from transfer.data.sources.folder import prepare_folder
+from transfer.inference.runners import KerasRunner
+from transfer.models.networks import build_base, build_feature_extractor
 
 
 def test_extract_writes_the_extractors_features_for_every_split(tmp_path, monkeypatch):
-    monkeypatch.setattr("transfer.shards.SHARD_BYTES", 32 * 32 * 3 * 10)  # several shards per split
+    monkeypatch.setattr("transfer.data.shards.SHARD_BYTES", 32 * 32 * 3 * 10)  # several shards per split
     root = make_image_folder(tmp_path / "images", per_class=25)
     prepare_folder(root, tmp_path / "prepared", 32, [0.6, 0.2, 0.2], seed=0)
     extractor = build_feature_extractor(build_base(32, "none"))
     (tmp_path / "features").mkdir()
 
-    counts = extract_all(extractor, tmp_path / "prepared", tmp_path / "features", batch_size=8)
+    counts = extract_all(KerasRunner(extractor), tmp_path / "prepared", tmp_path / "features", batch_size=8)
 
     assert sum(counts.values()) == 50
     for split, count in counts.items():
@@ -40,8 +41,8 @@ def test_corrupted_features_are_detected(tmp_path, damage):
     (tmp_path / "features").mkdir()
     np.save(tmp_path / "features" / "train_features.npy", np.ones((10, FEATURE_SIZE), np.float32))
     np.save(tmp_path / "features" / "train_labels.npy", np.ones(10, np.float32))
-    from transfer.features import CHECKSUMS_FILE
-    from transfer.io import file_sha256
+    from transfer.core.io import file_sha256
+    from transfer.data.features import CHECKSUMS_FILE
 
     checksums = {
         name: file_sha256(tmp_path / "features" / name) for name in ("train_features.npy", "train_labels.npy")
@@ -66,18 +67,18 @@ def test_extract_is_deterministic(tmp_path, shared_weights):
     extractor = build_feature_extractor(build_base(32, str(shared_weights)))
     for run in ("a", "b"):
         (tmp_path / run).mkdir()
-        extract_all(extractor, tmp_path / "prepared", tmp_path / run, batch_size=4)
+        extract_all(KerasRunner(extractor), tmp_path / "prepared", tmp_path / run, batch_size=4)
     for path in (tmp_path / "a").iterdir():
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
 
 
 def test_features_are_written_as_np_save_writes_them_and_read_back_by_row_range(tmp_path):
-    from transfer.features import FeatureRows
+    from transfer.data.features import FeatureRows
 
     prepared, out = tmp_path / "prepared", tmp_path / "features"
     prepare_folder(make_image_folder(tmp_path / "images"), prepared, 32, [0.5, 0.25, 0.25], seed=0)
     out.mkdir()
-    extract_all(build_feature_extractor(build_base(32, "none")), prepared, out, 8)
+    extract_all(KerasRunner(build_feature_extractor(build_base(32, "none"))), prepared, out, 8)
     path = tmp_path / "features" / "train_features.npy"
     array = np.load(path)
     np.save(tmp_path / "reference.npy", array)

@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from transfer.figures import plot_grid, plot_learning_curves, plot_samples
+from transfer.reporting.figures import plot_grid, plot_learning_curves, plot_samples
 
 
 def test_plots_are_written_as_png(tmp_path):

@@ -1,6 +1,6 @@
 import pytest
 
-from transfer.io import atomic_path, read_csv, write_csv, write_json
+from transfer.core.io import atomic_path, read_csv, write_csv, write_json
 
 
 def test_atomic_path_replaces_the_output_only_when_complete(tmp_path):

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import FEATURE_TOLERANCE, copy_shared_subset
-from transfer.errors import PipelineError
-from transfer.images import load_image
-from transfer.inference import TFLiteModel, outputs_of
-from transfer.io import file_sha256
-from transfer.litert import ConversionError, cached_conversion, keras_file_as_tflite
-from transfer.model import build_base, build_feature_extractor
+from transfer.core.errors import PipelineError
+from transfer.core.io import file_sha256
+from transfer.data.images import load_image
+from transfer.inference.bundle import open_bundle
+from transfer.inference.litert import cached_conversion
+from transfer.inference.runners import bundle_runner, network_runner
+from transfer.models.networks import build_base, build_feature_extractor
 
 
 def counting(converted=b"converted"):
@@ -121,6 +122,7 @@ def save_classifier(path, seed):
     outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(x))
     model = keras.Model(inputs, outputs)
     model.save(path)
+    (path.parent / "classes.json").write_text('{"class_names": ["a", "b"]}')
     return model
 
 
@@ -130,16 +132,17 @@ def test_a_changed_model_file_is_converted_again_never_served_stale(tmp_path, us
     outputs = []
     for seed in (0, 1):
         model = save_classifier(model_path, seed)
-        tflite = keras_file_as_tflite(model_path)
-        assert tflite == (user_cache / f"{file_sha256(model_path)}.tflite").read_bytes()
-        logits = TFLiteModel(tflite).logits(images)
+        bundle = open_bundle(model_path)
+        logits = bundle_runner(bundle, "litert").run(images)["logits"]
+        assert bundle.key == file_sha256(model_path)  # no calibration beside it
+        tflite = (user_cache / f"{bundle.key}.tflite").read_bytes()
         np.testing.assert_allclose(logits, model.predict_on_batch(images), atol=1e-4)
         outputs.append((tflite, logits))
     assert outputs[0][0] != outputs[1][0]
     assert not np.allclose(outputs[0][1], outputs[1][1])
     assert len(list(user_cache.glob("*.tflite"))) == 2
     # Nothing beside the model file.
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "model.keras"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "classes.json", "model.keras"]
 
 
 def test_a_model_with_an_op_litert_lacks_is_a_conversion_error(tmp_path, user_cache):
@@ -148,15 +151,20 @@ def test_a_model_with_an_op_litert_lacks_is_a_conversion_error(tmp_path, user_ca
     x = keras.layers.Resizing(16, 16, interpolation="area")(inputs)
     outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(x))
     keras.Model(inputs, outputs).save(tmp_path / "model.keras")
-    with pytest.raises(ConversionError, match="ResizeArea"):
-        keras_file_as_tflite(tmp_path / "model.keras")
+    (tmp_path / "classes.json").write_text('{"class_names": ["a", "b"]}')
+    bundle = open_bundle(tmp_path / "model.keras")
+    with pytest.raises(PipelineError, match="cannot run .*model.keras with LiteRT: .*ResizeArea"):
+        bundle_runner(bundle, "litert")
     assert not list(tmp_path.rglob("*.tflite"))
+    # auto: Keras runs it instead.
+    assert bundle_runner(bundle).run(np.zeros((1, 32, 32, 3), np.float32))["logits"].shape == (1, 1)
 
 
 def test_a_model_file_that_cannot_load_stays_a_pipeline_error(tmp_path, user_cache):
     (tmp_path / "model.keras").write_text("not a zip")
+    (tmp_path / "classes.json").write_text('{"class_names": ["a", "b"]}')
     with pytest.raises(PipelineError, match="cannot load .*model.keras"):
-        keras_file_as_tflite(tmp_path / "model.keras")
+        bundle_runner(open_bundle(tmp_path / "model.keras"), "litert")
 
 
 def test_features_from_litert_match_tensorflows_on_real_photos(tmp_path, shared_weights, monkeypatch):
@@ -164,12 +172,12 @@ def test_features_from_litert_match_tensorflows_on_real_photos(tmp_path, shared_
     photos = copy_shared_subset(tmp_path / "photos", per_class=16)
     images = np.stack([load_image(path, 96) for path in sorted(photos.rglob("*.jpg"))])
     extractor = build_feature_extractor(build_base(96, str(shared_weights)))
-    tensorflow = np.asarray(outputs_of(extractor, "tensorflow")(images))
-    litert = outputs_of(extractor, "litert", threads=2)(images)
+    tensorflow = network_runner(extractor, "keras").run(images)["logits"]
+    litert = network_runner(extractor, "litert", threads=2).run(images)["logits"]
     assert litert.shape == tensorflow.shape == (32, 1280)
     assert np.abs(litert - tensorflow).max() <= FEATURE_TOLERANCE
     assert tensorflow.std() > 0.1  # real, varied features: the agreement means something
     # One conversion per architecture and weights, in the user's cache.
     assert len(list((tmp_path / "cache" / "transfer" / "litert").glob("*.tflite"))) == 1
-    outputs_of(extractor, "litert")
+    network_runner(extractor, "litert")
     assert len(list((tmp_path / "cache" / "transfer" / "litert").glob("*.tflite"))) == 1

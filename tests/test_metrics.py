@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import BINARY, binary_metrics
-from transfer.metrics import (
+from transfer.core.task import Task
+from transfer.reporting.metrics import (
     classification_metrics,
     one_vs_rest_curves,
     precision_recall_points,
@@ -12,7 +13,6 @@ from transfer.metrics import (
     roc_points,
     summary_curve_scores,
 )
-from transfer.task import Task
 
 
 def test_binary_metrics_on_known_logits():

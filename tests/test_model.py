@@ -7,18 +7,18 @@ import numpy as np
 import pytest
 
 from tests.conftest import BINARY, FEATURE_SIZE, PROJECT_ROOT
-from transfer.errors import PipelineError
-from transfer.model import (
+from transfer.core.errors import PipelineError
+from transfer.models.loading import load_model
+from transfer.models.networks import (
     build_augmentation,
     build_base,
     build_classifier,
     build_feature_extractor,
     build_head,
-    load_model,
     split_frozen_bottom,
     unfreeze_top,
 )
-from transfer.training import compile_model, seed_everything
+from transfer.training.recipe import compile_model, seed_everything
 
 SIZE = 32
 
@@ -212,7 +212,7 @@ def test_imagenet_weights_come_through_keras_download_cache(shared_weights, tmp_
     shutil.copy(shared_weights, cache / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5")
     script = (
         "import transfer, numpy as np, keras\n"
-        "from transfer.model import build_base\n"
+        "from transfer.models.networks import build_base\n"
         "base = build_base(96, 'imagenet')\n"
         f"reference = build_base(96, '{shared_weights}')\n"
         "assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(base.weights, reference.weights))\n"

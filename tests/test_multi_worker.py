@@ -66,13 +66,14 @@ import os, sys
 import numpy as np
 import tensorflow as tf
 from tests.conftest import BINARY
-from transfer import multi_worker
-from transfer.model import build_head
-from transfer.training import compile_model, feature_dataset, seed_everything
+from transfer.distribute import multi_worker
+from transfer.models.networks import build_head
+from transfer.training.recipe import compile_model, seed_everything
+from transfer.training.datasets import feature_dataset
 
 if os.environ.get("TF_CONFIG"):
     multi_worker.patch_keras()
-    strategy = multi_worker.make_strategy()
+    strategy = multi_worker.multi_worker_strategy()
 else:
     strategy = tf.distribute.get_strategy()
 seed_everything(0)
@@ -96,8 +97,8 @@ np.savez(sys.argv[1], *head.get_weights(), predictions=predictions, evaluated=[l
 # Runtime.agree with argv[1] as the params: two workers given different ones must both stop.
 AGREE = """
 import sys
-from transfer.errors import run_stage
-from transfer.runtime import start
+from transfer.core.errors import run_stage
+from transfer.distribute.runtime import start
 
 def main():
     runtime = start({"strategy": "multi_worker", "mixed_precision": "auto", "threads": 0})
@@ -133,8 +134,8 @@ def test_workers_that_disagree_both_stop_in_one_line():
 
 
 def test_a_last_batch_that_would_leave_a_replica_empty_is_refused():
-    from transfer.errors import PipelineError
-    from transfer.multi_worker import check_last_batches
+    from transfer.core.errors import PipelineError
+    from transfer.distribute.multi_worker import check_last_batches
 
     check_last_batches("finetune", 8, {"train": 34, "validation": 4}, replicas=2)  # 2 and 4: one each
     check_last_batches("finetune", 8, {"train": 32}, replicas=2)  # no partial batch
@@ -157,7 +158,7 @@ def test_a_missing_worker_fails_the_chief_in_one_line_after_the_join_timeout():
         text=True,
         timeout=120,
     )
-    assert result.returncode == -signal.SIGKILL  # see multi_worker.make_strategy
+    assert result.returncode == -signal.SIGKILL  # see multi_worker.multi_worker_strategy
     assert result.stderr.strip().splitlines()[-1] == (
         "error: not every worker of TF_CONFIG's cluster joined within 5 s: start `transfer worker STAGE` "
         "on each other machine (docs/scale.md)"

@@ -2,9 +2,9 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT, default_params
-from transfer.backbones import BACKBONES, check_params
-from transfer.errors import PipelineError
-from transfer.params import load_params, validate
+from transfer.config.params import load_params, validate
+from transfer.core.errors import PipelineError
+from transfer.models.backbones import BACKBONES, check_params
 
 
 def test_project_params_are_valid():

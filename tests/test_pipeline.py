@@ -37,14 +37,12 @@ from tests.conftest import (
     set_params,
     stages_run,
 )
-from transfer.epoch_log import read_epochs
-from transfer.images import load_image
-from transfer.io import file_sha256
-from transfer.litert import conversion_key
-from transfer.model import load_model
-from transfer.predict import calibration_companions
-from transfer.records import HEADLINE, read_record
-from transfer.shards import SPLITS
+from transfer.core.records import HEADLINE, read_record
+from transfer.data.images import load_image
+from transfer.data.shards import SPLITS
+from transfer.inference.bundle import open_bundle
+from transfer.models.loading import load_model
+from transfer.training.epoch_log import read_epochs
 
 pytestmark = pytest.mark.e2e
 
@@ -390,9 +388,9 @@ def keras_probabilities(repo, images):
 
 
 def keras_novelty(repo, images):
-    from transfer.deployed import load_deployed
+    from transfer.inference.deployed import keras_network
 
-    deployed, _ = load_deployed(repo / "models" / "model.keras")
+    deployed = keras_network(open_bundle(repo / "models" / "model.keras"))
     return np.asarray(deployed.predict(images, verbose=0)["novelty"]).reshape(-1)
 
 
@@ -437,10 +435,10 @@ def test_tflite_models_run_in_litert_and_in_predict(repo, tmp_path, user_cache):
         "np.savez(sys.argv[3], logits=outputs['logits'], novelty=outputs['novelty'])\n"
         "assert 'tensorflow' not in sys.modules\n"
     )
-    from transfer.inference import TFLiteModel
+    from transfer.inference.runners import LiteRTRunner
 
     expected = {"float32": (keras_probabilities(repo, images), keras_novelty(repo, images))}
-    int8 = TFLiteModel(repo / "export" / "model_int8.tflite").run(images)
+    int8 = LiteRTRunner(repo / "export" / "model_int8.tflite").run(images)
     expected["int8"] = (1 / (1 + np.exp(-int8["logits"].reshape(-1))), int8["novelty"].reshape(-1))
     # float32 must match Keras; int8 must give in a LiteRT-only process what export measured.
     for name, tolerance in (("float32", 1e-3), ("int8", 1e-5)):
@@ -473,7 +471,7 @@ def test_tflite_models_run_in_litert_and_in_predict(repo, tmp_path, user_cache):
         assert litert.get("score", 0) == pytest.approx(keras_line.get("score", 0), abs=LITERT_TOLERANCE)
     # Converted with its calibration: keyed by the model and the files beside it.
     model = repo / "models" / "model.keras"
-    assert (user_cache / f"{conversion_key(model, calibration_companions(model))}.tflite").is_file()
+    assert (user_cache / f"{open_bundle(model).key}.tflite").is_file()
 
 
 def test_every_format_gives_predicts_calibrated_probabilities_and_known_flags(repo, tmp_path):
@@ -562,7 +560,7 @@ def test_exp_show_has_a_column_per_headline_figure_only(repo):
     for _, row in experiment_rows(shown):
         for path, metrics in row_metrics(row).items():
             columns |= {(path, key) for key in dotted_leaves(metrics.get("data") or {})}
-    # The headline figures (transfer.records), the two training logs' five figures and step,
+    # The headline figures (transfer.core.records), the two training logs' five figures and step,
     # and novelty.unknown.rejected: this project has unknown photos.
     assert len(columns) == sum(len(keys) for keys in HEADLINE.values()) + 12 <= 30
     assert ("metrics/eval.json", "head.accuracy") in columns
@@ -606,7 +604,7 @@ def test_litert_extract_and_evaluate_give_tensorflows_numbers(repo, user_cache):
         litert = np.load(repo / "data" / "features" / f"{split}_features.npy")
         assert np.abs(litert - features[split]).max() <= FEATURE_TOLERANCE, split
     # evaluate on LiteRT, the rest as before (TensorFlow's features again: nothing downstream reruns).
-    set_params(repo, extract__runtime="tensorflow", evaluate__runtime="litert")
+    set_params(repo, extract__runtime="keras", evaluate__runtime="litert")
     ran = stages_run(run(["dvc", "repro", "evaluate"], repo).stdout)
     assert "evaluate" in ran and set(ran) <= {"extract", "evaluate"}  # extract may come from the run cache
     after = read_record("eval", repo)
@@ -614,7 +612,9 @@ def test_litert_extract_and_evaluate_give_tensorflows_numbers(repo, user_cache):
     # The same model's logits within 1e-3: the same predictions, bar a probability at 0.5.
     assert abs(after["finetuned"]["accuracy"] - before["finetuned"]["accuracy"]) <= 1 / after["test_images"]
     assert after["finetuned"]["loss"] == pytest.approx(before["finetuned"]["loss"], abs=1e-3)
-    assert (user_cache / f"{file_sha256(repo / 'models' / 'model.keras')}.tflite").is_file()
+    from transfer.inference.litert import network_key
+
+    assert (user_cache / f"{network_key(load_model(repo / 'models' / 'model.keras'))}.tflite").is_file()
 
 
 def test_a_machine_that_resolves_differently_reruns_what_it_computes(repo):

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT, STAGES, copy_shared_subset, new_project, run, stages_run
-from transfer.backbones import BACKBONES, DEFAULT
-from transfer.records import read_record
+from transfer.core.records import read_record
+from transfer.models.backbones import BACKBONES, DEFAULT
 
 pytestmark = pytest.mark.e2e
 

@@ -23,9 +23,9 @@ from tests.conftest import (
     served_outputs,
     stages_run,
 )
-from transfer.artifacts import tflite_class_names
-from transfer.model import load_model
-from transfer.records import read_record
+from transfer.core.records import read_record
+from transfer.inference.bundle import open_bundle
+from transfer.models.loading import load_model
 
 pytestmark = pytest.mark.e2e
 
@@ -122,7 +122,7 @@ def test_k_class_exports_keep_the_accuracy_and_carry_the_class_names(repo, tmp_p
     assert abs(export["saved_model"]["accuracy"] - keras_accuracy) <= one_photo + 1e-9
     assert abs(export["tflite_float32"]["accuracy"] - keras_accuracy) <= one_photo + 1e-9
     assert abs(export["tflite_int8"]["accuracy"] - keras_accuracy) <= 0.05
-    assert tflite_class_names(repo / "export" / "model_int8.tflite") == FLOWERS
+    assert list(open_bundle(repo / "export" / "model_int8.tflite").class_names) == FLOWERS
     saved_classes = repo / "export" / "saved_model" / "assets.extra" / "classes.json"
     assert json.loads(saved_classes.read_text())["class_names"] == FLOWERS
 

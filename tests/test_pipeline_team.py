@@ -30,7 +30,7 @@ from tests.conftest import (
     run,
     stages_run,
 )
-from transfer.records import read_record
+from transfer.core.records import read_record
 
 pytestmark = pytest.mark.e2e
 

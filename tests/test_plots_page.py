@@ -9,7 +9,7 @@ import pytest
 from dvc_render.html import HTML
 
 from tests.conftest import PROJECT_ROOT
-from transfer.plots_page import TEMPLATE_FILE, page_template
+from transfer.reporting.plots_page import TEMPLATE_FILE, page_template
 
 
 @pytest.fixture(scope="module")

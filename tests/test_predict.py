@@ -14,9 +14,9 @@ from tests.conftest import (
     transfer_predict,
 )
 from transfer.__main__ import main
-from transfer.images import find_images, load_image
-from transfer.io import file_sha256
-from transfer.model import build_base, build_classifier, build_head
+from transfer.core.io import file_sha256
+from transfer.data.images import find_images, load_image
+from transfer.models.networks import build_base, build_classifier, build_head
 
 SIZE = 48
 
@@ -212,7 +212,7 @@ def test_class_names_that_do_not_fit_the_model_are_an_error(
 
 def test_predict_never_imports_matplotlib_or_tensorflow_for_tflite():
     code = (
-        "import sys, transfer.__main__, transfer.predict\n"
+        "import sys, transfer.__main__, transfer.deploy.predict\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib'\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow'\n"
     )
@@ -258,7 +258,7 @@ def test_a_model_litert_cannot_run_falls_back_to_keras_with_one_notice(tmp_path,
 
 
 def test_runtime_keras_needs_a_keras_file(tmp_path, mixed_folder, capsys):
-    (tmp_path / "model.tflite").write_bytes(b"not used")
+    (tmp_path / "model.tflite").write_bytes(bytes(4) + b"TFL3" + bytes(24))  # an empty TFLite model
     (tmp_path / "classes.json").write_text(json.dumps({"class_names": ["cat", "dog"]}))
     image = mixed_folder / "a_good.jpg"
     status, _, err = predict_in_process(capsys, tmp_path / "model.tflite", image, "--runtime", "keras")
@@ -334,7 +334,7 @@ def test_a_folder_of_only_unreadable_images_says_so_and_exits_1(model_dir, tmp_p
 def test_a_folder_search_and_a_named_file_accept_the_same_formats(tmp_path):
     from PIL import Image
 
-    from transfer.images import IMAGE_SUFFIXES, PHOTO_FORMATS, try_load_image
+    from transfer.data.images import IMAGE_SUFFIXES, PHOTO_FORMATS, try_load_image
 
     Image.init()
     for suffix, name in Image.registered_extensions().items():

@@ -1,7 +1,7 @@
 """Progress on stderr: a tqdm bar on a terminal, one summary line off it (DVC's logs).
 
 The stage and predict runs below also show that a CPU machine's stderr holds
-nothing else: no TensorFlow start-up lines (see transfer/quiet.py).
+nothing else: no TensorFlow start-up lines (see transfer/core/quiet.py).
 """
 
 import fcntl
@@ -16,8 +16,8 @@ import termios
 import pytest
 
 from tests.conftest import PROJECT_ROOT, SUMMARY, make_image_folder, write_params
-from transfer.folder_source import prepare_folder
-from transfer.progress import Progress
+from transfer.core.progress import Progress
+from transfer.data.sources.folder import prepare_folder
 
 SIZE = 32
 
@@ -65,7 +65,7 @@ def test_on_a_terminal_a_step_draws_a_bar_and_no_summary_line():
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A folder with prepared 32 px images, params.yaml for them, and a saved classifier."""
-    from transfer.model import build_base, build_classifier, build_head
+    from transfer.models.networks import build_base, build_classifier, build_head
 
     root = tmp_path_factory.mktemp("progress")
     photos = make_image_folder(root / "photos", per_class=40)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from tests.conftest import PROJECT_ROOT
-from transfer.quiet import is_start_up_line
+from transfer.core.quiet import is_start_up_line
 
 IMPORT_TENSORFLOW = (
     "import tensorflow as tf; tf.config.list_physical_devices(); print(tf.reduce_sum([1, 2]).numpy())"
@@ -46,7 +46,7 @@ def test_lines_that_are_not_start_up_lines_still_show_in_order():
     ]
     code = (
         "import os, sys\n"
-        "from transfer.quiet import start_up_lines_filtered\n"
+        "from transfer.core.quiet import start_up_lines_filtered\n"
         "with start_up_lines_filtered():\n"
         "    for line in sys.argv[1:]:\n"
         "        os.write(2, line.encode() + b'\\n')\n"
@@ -61,7 +61,7 @@ def test_python_writes_go_straight_through_while_cpp_lines_are_held():
     # A progress bar drawn from Python keeps drawing while a TensorFlow call's C++ lines are held.
     code = (
         "import os, sys\n"
-        "from transfer.quiet import info_lines_filtered\n"
+        "from transfer.core.quiet import info_lines_filtered\n"
         "with info_lines_filtered():\n"
         f"    os.write(2, b'I{STAMP} reader.cc:83] Reading SavedModel\\n')\n"
         f"    os.write(2, b'W{STAMP} helpers.cc:364] a warning\\n')\n"
@@ -76,14 +76,14 @@ def test_python_writes_go_straight_through_while_cpp_lines_are_held():
 CONVERT_FLOAT_AND_INT8 = """
 import transfer
 import keras, numpy as np
-from transfer.export import INT8_FLOAT_OPS
-from transfer.litert import plain_saved_model, tflite_bytes
+from transfer.deploy.export.tflite import int8_float_ops
+from transfer.inference.litert import plain_saved_model, tflite_bytes
 inputs = keras.Input((32, 32, 3))
 x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
 model = keras.Model(inputs, keras.layers.Dense(1)(x))
 images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
 with plain_saved_model(model) as saved_model:
-    sizes = [len(tflite_bytes(saved_model)), len(tflite_bytes(saved_model, images, None, INT8_FLOAT_OPS))]
+    sizes = [len(tflite_bytes(saved_model)), len(tflite_bytes(saved_model, images, None, int8_float_ops()))]
 print(min(sizes) > 0)
 """
 

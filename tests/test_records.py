@@ -2,7 +2,7 @@
 
 import json
 
-from transfer.records import HEADLINE, headline, read_record, write_record
+from transfer.core.records import HEADLINE, headline, read_record, write_record
 
 EVALUATION = {
     "head": {"accuracy": 0.9, "loss": 0.3, "per_class": {"cats": {"recall": 0.8}}},
@@ -35,5 +35,5 @@ def test_a_record_is_written_whole_and_its_headline_beside(tmp_path, monkeypatch
 
 
 def test_headline_figures_are_few():
-    # `dvc exp show` shows one column per figure: the training logs add 12 (transfer.epoch_log).
+    # `dvc exp show` shows one column per figure: the training logs add 12 (transfer.training.epoch_log).
     assert sum(len(keys) for keys in HEADLINE.values()) <= 15

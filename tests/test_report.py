@@ -3,8 +3,8 @@
 import pytest
 
 from tests.conftest import default_params
-from transfer.params import DEFAULTS
-from transfer.report import changed_params, run_report
+from transfer.config.schema import DEFAULTS
+from transfer.reporting.summary import changed_params, run_report
 
 
 def test_the_shipped_params_yaml_holds_the_defaults():

@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT, default_params, make_image_folder, run_workers, write_params
-from transfer.epoch_log import read_epochs
-from transfer.errors import PipelineError
-from transfer.params import validate
-from transfer.records import read_record
-from transfer.runtime import Runtime, is_chief_task, make_strategy, resolve_precision, start
+from transfer.config.params import validate
+from transfer.core.errors import PipelineError
+from transfer.core.records import read_record
+from transfer.distribute.resolve import resolve_precision
+from transfer.distribute.runtime import Runtime, is_chief_task, make_strategy, start
+from transfer.training.epoch_log import read_epochs
 
 
 def run(command, cwd, env=None):
@@ -41,7 +42,8 @@ def test_the_defaults_change_nothing_on_a_cpu():
 
 
 def test_a_stage_refuses_a_runtime_resolved_for_another_machine(tmp_path):
-    from transfer.runtime import check_recorded, resolve
+    from transfer.distribute.resolve import resolve
+    from transfer.distribute.runtime import check_recorded
 
     defaults = {"strategy": "auto", "mixed_precision": "auto", "threads": 0}
     resolved = resolve(defaults)
@@ -66,7 +68,7 @@ def test_a_stage_refuses_a_runtime_resolved_for_another_machine(tmp_path):
 
 RESOLVE_AND_LIST_IMPORTS = (
     "import json, sys\n"
-    "from transfer.runtime import resolve\n"
+    "from transfer.distribute.resolve import resolve\n"
     "resolved = resolve({'strategy': 'auto', 'mixed_precision': 'auto', 'threads': 0})\n"
     "print(json.dumps({'resolved': resolved, 'tensorflow': 'tensorflow' in sys.modules}))\n"
 )
@@ -78,7 +80,7 @@ def test_the_runtime_stage_resolves_a_gpu_less_machine_without_tensorflow():
     import keras
     import tensorflow as tf
 
-    from transfer.runtime import gpu_hardware_visible
+    from transfer.distribute.resolve import gpu_hardware_visible
 
     assert not gpu_hardware_visible() and tf.config.list_physical_devices("GPU") == []
     result = subprocess.run(
@@ -92,7 +94,7 @@ def test_the_runtime_stage_resolves_a_gpu_less_machine_without_tensorflow():
 
 
 def test_with_a_gpu_driver_present_tensorflow_is_asked(tmp_path, monkeypatch):
-    import transfer.runtime as runtime
+    import transfer.distribute.resolve as runtime
 
     (tmp_path / "nvidia0").touch()
     monkeypatch.setattr(runtime, "GPU_DEVICE_NODES", (str(tmp_path / "nvidia[0-9]*"),))
@@ -129,7 +131,7 @@ def test_only_the_chief_writes(tf_config, chief):
 def test_threads_set_tensorflows_thread_pools():
     script = (
         "import transfer, tensorflow as tf\n"
-        "from transfer.runtime import start\n"
+        "from transfer.distribute.runtime import start\n"
         "start({'strategy': 'auto', 'mixed_precision': 'auto', 'threads': 1})\n"
         "print(tf.config.threading.get_intra_op_parallelism_threads(),"
         " tf.config.threading.get_inter_op_parallelism_threads())\n"
@@ -206,7 +208,7 @@ def one_device(workspace, tmp_path_factory):
     return work
 
 
-# Keras 3.15's own fit under MultiWorkerMirroredStrategy, without transfer.multi_worker's
+# Keras 3.15's own fit under MultiWorkerMirroredStrategy, without transfer.distribute.multi_worker's
 # wrappers: one worker script per process.
 MULTI_WORKER_FIT = """
 import sys
@@ -214,9 +216,10 @@ import transfer
 import numpy as np
 import tensorflow as tf
 from tests.conftest import BINARY
-from transfer.model import build_head
-from transfer.training import compile_model, feature_dataset, seed_everything
-from transfer.records import read_record
+from transfer.models.networks import build_head
+from transfer.training.recipe import compile_model, seed_everything
+from transfer.training.datasets import feature_dataset
+from transfer.core.records import read_record
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 seed_everything(0)
@@ -234,7 +237,7 @@ print("trained", head.get_weights()[0].sum())
 @pytest.mark.xfail(
     strict=True,
     reason="Keras 3.15 fit cannot run under MultiWorkerMirroredStrategy: its symbolic build reduces "
-    "an (x, y) batch and its metric logs reduce scalars over axis 0; transfer/multi_worker.py wraps "
+    "an (x, y) batch and its metric logs reduce scalars over axis 0; transfer.distribute.multi_worker wraps "
     "both until this passes",
 )
 def test_keras_fit_runs_on_two_loopback_workers():
@@ -249,9 +252,9 @@ def test_multi_worker_passes_the_params_check():
 
 
 def test_bfloat16_trains_evaluates_and_exports_close_to_float32(workspace, one_device, tmp_path):
-    from transfer.inference import TFLiteModel
-    from transfer.model import load_model
-    from transfer.shards import read_shards
+    from transfer.data.shards import read_shards
+    from transfer.inference.runners import LiteRTRunner
+    from transfer.models.loading import load_model
 
     work = copy_workspace(workspace, tmp_path / "work", mixed_precision="bfloat16")
     for stage in ("train_head", "finetune", "calibrate", "evaluate", "export"):
@@ -274,8 +277,8 @@ def test_bfloat16_trains_evaluates_and_exports_close_to_float32(workspace, one_d
     assert evaluation["finetuned"]["accuracy"] == pytest.approx(bfloat16_accuracy)
     assert exported["keras"]["accuracy"] == pytest.approx(bfloat16_accuracy)
     for name in ("float32", "int8"):
-        tflite = TFLiteModel(work / "export" / f"model_{name}.tflite")
-        logits = tflite.logits(images.astype(np.float32))
+        tflite = LiteRTRunner(work / "export" / f"model_{name}.tflite")
+        logits = tflite.run(images.astype(np.float32))["logits"]
         assert logits.shape == (len(images), 1) and np.isfinite(logits).all()
         assert exported[f"tflite_{name}"]["accuracy"] == pytest.approx(
             np.mean((logits.reshape(-1) > 0) == labels)

@@ -13,7 +13,7 @@ from tests.conftest import (
     names_in_every_split,
     write_params,
 )
-from transfer.folder_source import split_key, split_of
+from transfer.data.sources.folder import split_key, split_of
 
 
 def make_no_training_dogs(root):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import BINARY
-from transfer.errors import PipelineError
-from transfer.task import Task, class_weights, mean_probability_logit, sigmoid
+from transfer.core.errors import PipelineError
+from transfer.core.task import Task, class_weights, mean_probability_logit, sigmoid
 
 FIVE = Task(["daisy", "dandelion", "roses", "sunflowers", "tulips"])
 

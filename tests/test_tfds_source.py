@@ -11,9 +11,9 @@ import pytest
 import tensorflow_datasets as tfds
 
 from tests.conftest import PROJECT_ROOT, write_params
-from transfer.errors import PipelineError
-from transfer.shards import SPLITS, read_meta, read_shards
-from transfer.tfds_source import prepare_tfds
+from transfer.core.errors import PipelineError
+from transfer.data.shards import SPLITS, read_meta, read_shards
+from transfer.data.sources.tfds import prepare_tfds
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,14 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import BINARY, FEATURE_SIZE
-from transfer import params, training
-from transfer.model import build_head
-from transfer.task import Task
-from transfer.training import (
+from transfer.config import schema as params
+from transfer.core.task import Task
+from transfer.models.networks import build_head
+from transfer.training import recipe as training
+from transfer.training.datasets import feature_dataset
+from transfer.training.recipe import (
     compile_model,
     evaluate,
-    feature_dataset,
     fit,
     kept_epoch,
     learning_rate_schedule,
@@ -164,9 +165,9 @@ def test_a_swallowed_interrupt_still_stops_training(monkeypatch):
 @pytest.mark.parametrize("fine_tune_at", [100, 120])  # two tensors cross the cut at 100, one at 120
 def test_training_on_the_cached_bottom_gives_the_same_model(tmp_path, shared_weights, fine_tune_at):
     from tests.conftest import BINARY, default_params, make_image_folder
-    from transfer.finetuning import fine_tune
-    from transfer.folder_source import prepare_folder
-    from transfer.model import build_base, build_classifier, unfreeze_top
+    from transfer.data.sources.folder import prepare_folder
+    from transfer.models.networks import build_base, build_classifier, unfreeze_top
+    from transfer.training.fine_tuning import fine_tune
 
     root = make_image_folder(tmp_path / "images", per_class=20)
     prepare_folder(root, tmp_path / "prepared", 48, [0.6, 0.2, 0.2], seed=0)
@@ -204,7 +205,7 @@ def test_training_on_the_cached_bottom_gives_the_same_model(tmp_path, shared_wei
 
 
 def weights_before_training(shared_weights):
-    from transfer.model import build_base, build_classifier
+    from transfer.models.networks import build_base, build_classifier
 
     seed_everything(1)
     return build_classifier(build_base(48, str(shared_weights)), build_head(dropout=0.2)).get_weights()
@@ -237,7 +238,7 @@ def test_a_k_class_head_learns_with_k_logits():
 
 
 def test_balanced_class_weight_raises_the_rare_class_recall():
-    from transfer.task import class_weights
+    from transfer.core.task import class_weights
 
     def rare_class_recall(mode):
         seed_everything(0)
@@ -275,7 +276,7 @@ def test_k_class_label_smoothing_bounds_the_true_class_probability():
 def test_feature_dataset_streams_the_batches_from_tensor_slices_would_give(tmp_path):
     # The memory-mapped stream must not change the head: same elements, same shuffle.
     features, labels = separable_features(300)
-    from transfer.features import FeatureRows
+    from transfer.data.features import FeatureRows
 
     np.save(tmp_path / "features.npy", features)
     rows = FeatureRows(tmp_path / "features.npy")

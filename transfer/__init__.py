@@ -13,6 +13,6 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 # warnings still show. The lines it writes before that are filtered by quiet.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from transfer import quiet  # noqa: E402
+from transfer.core import quiet  # noqa: E402
 
 quiet.install()

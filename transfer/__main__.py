@@ -8,20 +8,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-from transfer.errors import PipelineError
-from transfer.inference import RUNTIMES
-from transfer.plots_page import TEMPLATE_FILE
-from transfer.task import THRESHOLD, Task
+from transfer.config.schema import RUNTIMES
+from transfer.core.errors import PipelineError
+from transfer.core.task import THRESHOLD
+from transfer.inference.runners import AUTO
+from transfer.reporting.plots_page import TEMPLATE_FILE
 
 # --top when not given: the three best classes for K > 2; none for two classes.
 DEFAULT_TOP = 3
 
 
 def predict_command(args):
-    from transfer.artifacts import read_class_names
-    from transfer.images import IMAGE_SUFFIXES, find_images
-    from transfer.predict import open_model, predict_files
-    from transfer.progress import Progress
+    from transfer.core.progress import Progress
+    from transfer.data.images import IMAGE_SUFFIXES, find_images
+    from transfer.deploy.predict import predict_files
+    from transfer.inference.bundle import open_bundle
+    from transfer.inference.runners import bundle_runner
 
     if args.batch_size < 1:
         raise PipelineError(f"--batch-size must be a positive integer, got {args.batch_size}")
@@ -29,9 +31,8 @@ def predict_command(args):
         raise PipelineError(f"--threshold must be between 0 and 1, got {args.threshold}")
     if args.top is not None and args.top < 0:
         raise PipelineError(f"--top must be an integer >= 0, got {args.top}")
-    if not Path(args.model).is_file():
-        raise PipelineError(f"model not found: {args.model}")
-    task = Task(read_class_names(args.model))
+    bundle = open_bundle(args.model)
+    task = bundle.task
     if not task.binary and args.threshold is not None:
         raise PipelineError(
             f"--threshold is for two-class models; this one has {task.num_classes} classes "
@@ -41,14 +42,14 @@ def predict_command(args):
     if not files:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         raise PipelineError(f"no images in {', '.join(args.paths)}: a folder search picks up {suffixes}")
-    model = open_model(args.model, args.runtime)
+    runner = bundle_runner(bundle, args.runtime)
     top = args.top if args.top is not None else (0 if task.binary else DEFAULT_TOP)
     threshold = THRESHOLD if args.threshold is None else args.threshold
     failed = 0
     with Progress("predict", len(files)) as progress:
         for result in predict_files(
-            model,
-            task,
+            runner,
+            bundle,
             files,
             args.batch_size,
             threshold,
@@ -66,7 +67,7 @@ def predict_command(args):
 
 
 def plots_template_command():
-    from transfer.plots_page import write_template
+    from transfer.reporting.plots_page import write_template
 
     if not Path(".dvc").is_dir():
         raise PipelineError("no .dvc folder here: run this at the top of the project")
@@ -81,8 +82,9 @@ TRAINING_STAGES = ("train_head", "finetune")
 def worker_command(args):
     """Run training stages as a non-chief worker of TF_CONFIG's cluster: each trains with
     the chief and writes nothing; the chief runs the same stages with `dvc repro`."""
-    from transfer.params import load_params
-    from transfer.runtime import cluster_workers, is_chief_task
+    from transfer.config.params import load_params
+    from transfer.distribute.resolve import cluster_workers
+    from transfer.distribute.runtime import is_chief_task
 
     if not Path("stages").is_dir() or not Path("params.yaml").is_file():
         raise PipelineError("no stages folder or params.yaml here: run this at the top of the project")
@@ -105,9 +107,7 @@ def worker_command(args):
     return 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="transfer", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_predict_command(commands):
     predict = commands.add_parser(
         "predict",
         help="label image files with a trained model; one JSON object per image on stdout",
@@ -139,8 +139,8 @@ def main(argv=None):
     )
     predict.add_argument(
         "--runtime",
-        choices=RUNTIMES,
-        default="auto",
+        choices=(AUTO, *RUNTIMES),
+        default=AUTO,
         help="how a .keras model runs: litert (converted once, cached in ~/.cache/transfer/litert; "
         "several times faster on a CPU), keras, or auto (default: litert, else keras with a notice)",
     )
@@ -154,6 +154,12 @@ def main(argv=None):
         action="store_true",
         help='print "label": null for photos of none of the classes ("known": false)',
     )
+
+
+def argument_parser():
+    parser = argparse.ArgumentParser(prog="transfer", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_predict_command(commands)
     worker = commands.add_parser(
         "worker",
         help="run training stages as a worker of TF_CONFIG's cluster (runtime.strategy multi_worker)",
@@ -171,7 +177,11 @@ def main(argv=None):
         "show` and `dvc plots diff`: Vega, Vega-Lite and vega-embed inlined, so charts draw offline "
         "(the evaluate stage writes it too).",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = argument_parser().parse_args(argv)
     try:
         if args.command == "plots-template":
             return plots_template_command()
