@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import LITERT_TOLERANCE, SHARED, predict_listing_imports, transfer_predict
 from transfer.calibration.novelty import get_method
 from transfer.calibration.temperature import scaled
-from transfer.core.artifacts import read_calibration, write_calibration
+from transfer.core.artifacts import write_calibration
 from transfer.core.task import Task
 from transfer.data.images import find_images, load_image
 from transfer.models.networks import build_base, build_classifier, build_head
@@ -71,7 +71,7 @@ def test_the_deployed_model_divides_the_logits_and_scores_novelty(calibrated_dir
     np.testing.assert_allclose(
         outputs["logits"], classifier.predict(images, verbose=0) / TEMPERATURE, rtol=1e-5, atol=1e-6
     )
-    _, statistics = read_calibration(calibrated_dir)
+    statistics = bundle.statistics
     settings = calibration["novelty"]
     expected = get_method("knn").scores(pooled_features(classifier, images), None, statistics, settings)
     np.testing.assert_allclose(outputs["novelty"][:, 0], expected, atol=1e-5)

@@ -111,11 +111,6 @@ def calibration_files(folder):
     return [calibration, statistics]
 
 
-def read_calibration(folder):
-    """(calibration, statistics) of the model in folder, (None, None) if never calibrated."""
-    return read_calibration_files(calibration_files(folder))
-
-
 def read_calibration_files(files):
     """(calibration, statistics) of calibration_files' list, (None, None) for []."""
     import numpy as np

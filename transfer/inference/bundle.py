@@ -9,6 +9,7 @@ model (predict, evaluate, export) starts here; the runners (transfer.inference.r
 built from a bundle.
 """
 
+import functools
 import hashlib
 import json
 import struct
@@ -44,7 +45,13 @@ class ModelBundle:
     class_names: tuple
     calibration: dict | None  # calibration.json's content; None: never calibrated
     statistics: dict | None  # novelty.npz's arrays (a .keras model's; a .tflite graph holds its own)
-    key: str  # sha256 of the network and its calibration files: a conversion's cache key
+    companions: tuple = ()  # the calibration files beside a .keras network (part of its key)
+
+    @functools.cached_property
+    def key(self):
+        """sha256 of the network and its calibration files: a conversion's cache key. Hashed
+        when a conversion is looked up, not on every open (novelty.npz can be tens of MB)."""
+        return content_key(self.network, self.companions)
 
     @property
     def is_tflite(self):
@@ -75,9 +82,7 @@ def open_bundle(path):
         return tflite_bundle(path)
     companions = calibration_files(path.parent)
     calibration, statistics = read_calibration_files(companions)
-    return ModelBundle(
-        path, tuple(class_names_beside(path)), calibration, statistics, content_key(path, companions)
-    )
+    return ModelBundle(path, tuple(class_names_beside(path)), calibration, statistics, tuple(companions))
 
 
 def class_names_beside(path):
@@ -92,9 +97,7 @@ def tflite_bundle(path):
         class_names = class_names_beside(path)
     else:
         class_names = checked_class_names(metadata[TFLITE_CLASSES_METADATA], f"{path}'s metadata")
-    return ModelBundle(
-        path, tuple(class_names), metadata.get(TFLITE_CALIBRATION_METADATA), None, file_sha256(path)
-    )
+    return ModelBundle(path, tuple(class_names), metadata.get(TFLITE_CALIBRATION_METADATA), None)
 
 
 def content_key(path, companions=()):

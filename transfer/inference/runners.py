@@ -7,6 +7,7 @@ float32 array}: a calibrated model's `logits` and `novelty` (transfer.inference.
 or a plain network's single output under `logits` (a feature extractor's features, too).
 """
 
+import functools
 import os
 import sys
 
@@ -102,15 +103,16 @@ def bundle_runner(bundle, runtime=AUTO):
         if runtime == "keras":
             raise PipelineError(f"--runtime keras needs a .keras model; {bundle.network} is a TFLite file")
         return LiteRTRunner(bundle.network)
+    network = functools.cache(lambda: keras_network(bundle))  # loaded at most once
     if runtime == "keras":
-        return KerasRunner(keras_network(bundle))
+        return KerasRunner(network())
     try:
-        return LiteRTRunner(cached_tflite(bundle.key, lambda: keras_network(bundle)))
+        return LiteRTRunner(cached_tflite(bundle.key, network))
     except ConversionError as error:
         if runtime == "litert":
             raise PipelineError(f"cannot run {bundle.network} with LiteRT: {error}") from None
         print(f"notice: running {bundle.network} with Keras: LiteRT cannot ({error})", file=sys.stderr)
-        return KerasRunner(keras_network(bundle))
+        return KerasRunner(network())
 
 
 def keras_network(bundle):

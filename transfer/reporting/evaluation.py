@@ -14,7 +14,7 @@ from transfer.core.task import THRESHOLD, Task
 from transfer.data.features import load_features
 from transfer.data.shards import fixed_batches, image_count, read_meta, read_shards
 from transfer.inference.bundle import open_bundle
-from transfer.inference.deployed import keras_network
+from transfer.inference.deployed import deployed_model
 from transfer.inference.runners import network_runner, with_mirror
 from transfer.models.loading import load_model
 from transfer.reporting.figures import plot_grid, plot_learning_curves
@@ -124,7 +124,8 @@ def evaluate_models(config, threads):
     head_logits = load_model(HEAD_MODEL).predict(features[:], batch_size=batch_size, verbose=0)
     # Test-time augmentation applies to the fine-tuned model: the head-only
     # figures stay those of the cached features, the baseline it improves on.
-    runner = network_runner(load_model(MODEL), config["runtime"], threads)
+    classifier = load_model(MODEL)
+    runner = network_runner(classifier, config["runtime"], threads)
     with Progress("evaluate: fine-tuned model", image_count(PREPARED, ["test", "validation"])) as progress:
         logits, labels, ids = predict_split(
             runner, task, PREPARED, "test", batch_size, config["tta"], progress
@@ -142,9 +143,9 @@ def evaluate_models(config, threads):
     evaluation["calibration"] = calibration_report(
         task, temperature, {"test": (labels, logits), "validation": (validation_labels, validation_logits)}
     )
-    evaluation["novelty"] = novelty_report(
-        keras_network(bundle), bundle.calibration, config["unknown_photos"], batch_size
-    )
+    # The same classifier, with its calibration inside (not loaded from its file again).
+    deployed = deployed_model(classifier, bundle.calibration, bundle.statistics)
+    evaluation["novelty"] = novelty_report(deployed, bundle.calibration, config["unknown_photos"], batch_size)
     write_record("eval", evaluation)
     write_curve_tables(task, (head_logits, head_labels), (logits, labels), temperature)
     rows = prediction_rows(task, logits, labels, ids)
