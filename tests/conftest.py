@@ -400,3 +400,102 @@ def served_outputs(saved_model, files, cwd):
     that never imports the project's package."""
     result = run([sys.executable, "-c", SERVING_CLIENT, str(saved_model), *map(str, files)], cwd)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# Apps' runtimes on an export, in a process that never imports the project's package, given
+# the photos as `transfer predict` decodes them (a .npy of uint8 images at the model's size):
+# MediaPipe Tasks' ImageClassifier on a .tflite file, reading its heads by name, and an ONNX
+# Runtime session on the .onnx file, reading its class names from its metadata. Each prints
+# one {label, probabilities: {class: p}, known} per photo.
+MEDIAPIPE_CLIENT = (
+    "import json, sys, numpy as np, mediapipe as mp\n"
+    "from mediapipe.tasks.python import vision\n"
+    "from mediapipe.tasks.python.core.base_options import BaseOptions\n"
+    "options = vision.ImageClassifierOptions(\n"
+    "    base_options=BaseOptions(model_asset_path=sys.argv[1]), max_results=-1)\n"
+    "rows = []\n"
+    "with vision.ImageClassifier.create_from_options(options) as classifier:\n"
+    "    for pixels in np.load(sys.argv[2]):\n"
+    "        photo = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(pixels))\n"
+    "        result = classifier.classify(photo)\n"
+    "        heads = {head.head_name: head.categories for head in result.classifications}\n"
+    "        ranked = heads['probabilities']\n"
+    "        rows.append({'label': ranked[0].category_name, 'known': heads['known'][0].score == 1.0,\n"
+    "                     'probabilities': {c.category_name: c.score for c in ranked}})\n"
+    "print(json.dumps(rows))\n"
+    "assert 'transfer' not in sys.modules\n"
+)
+ONNX_CLIENT = (
+    "import json, sys, numpy as np, onnxruntime as ort\n"
+    "session = ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n"
+    "names = json.loads(session.get_modelmeta().custom_metadata_map['class_names'])['class_names']\n"
+    "images = np.load(sys.argv[2]).astype(np.float32)\n"
+    "probabilities, known = session.run(['probabilities', 'known'], {'image': images})\n"
+    "print(json.dumps([{'label': names[int(np.argmax(row))], 'known': bool(flag[0] == 1.0),\n"
+    "                   'probabilities': dict(zip(names, row.tolist()))}\n"
+    "                  for row, flag in zip(probabilities, known)]))\n"
+    "assert 'transfer' not in sys.modules\n"
+)
+
+
+def app_outputs(client, model, files, cwd):
+    """What an app's runtime (MEDIAPIPE_CLIENT, ONNX_CLIENT) gives for the files."""
+    from transfer.data.images import load_image
+    from transfer.inference.bundle import open_bundle
+    from transfer.inference.runners import bundle_runner
+
+    size = bundle_runner(open_bundle(model)).image_size
+    images = Path(cwd) / "app_images.npy"
+    np.save(images, np.stack([load_image(path, size) for path in files]))
+    result = run([sys.executable, "-c", client, str(model), str(images)], cwd)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def as_app_lines(predict_lines):
+    """`transfer predict --top K`'s lines in app_outputs's form."""
+    return [{**line, "probabilities": dict(line["top"])} for line in predict_lines]
+
+
+def assert_same_predictions(lines, reference, threshold, tolerance, same_file=True):
+    """An app's results (app_outputs's form) against `transfer predict --top K`'s lines: every
+    class's probability within tolerance; the same known flag wherever the novelty score is
+    clear of the threshold by the tolerance; the same label on every photo when both ran the
+    same file (same_file), else wherever the top two classes are not within the tolerance."""
+    assert len(lines) == len(reference)
+    for line, expected in zip(lines, reference):
+        first, second = (probability for _, probability in expected["top"][:2])
+        if same_file or first - second > 2 * tolerance:
+            assert line["label"] == expected["label"], (line, expected)
+        for name, probability in expected["top"]:
+            assert line["probabilities"][name] == pytest.approx(probability, abs=tolerance)
+        if abs(expected["novelty"] - threshold) > tolerance:
+            assert line["known"] == expected["known"], (line, expected)
+
+
+def assert_apps_run_the_exports_as_predict_does(repo, files, threshold, tmp_path):
+    """MediaPipe Tasks' ImageClassifier on both TFLite files, as an app runs them: what
+    `transfer predict` gives on the same file. An ONNX Runtime session on model.onnx, and
+    `transfer predict model.onnx`: what predict gives on the .keras model. Shared with the
+    five-class run."""
+    from transfer.core.records import read_record
+    from transfer.inference.bundle import open_bundle
+
+    export = read_record("export", repo)
+    top = ["--top", str(len(open_bundle(repo / "models" / "model.keras").class_names))]
+    for name in ("float32", "int8"):
+        model = repo / "export" / f"model_{name}.tflite"
+        _, ours = transfer_predict(model, *files, *top)
+        mediapipe = app_outputs(MEDIAPIPE_CLIENT, model, files, tmp_path)
+        assert_same_predictions(mediapipe, ours, threshold, LITERT_TOLERANCE)
+        measured = export["mediapipe"][f"tflite_{name}"]  # the same, on the test split
+        assert measured["top_class_agreement"] == 1.0 and measured["known_agreement"] >= 0.99
+        assert measured["largest_probability_difference"] <= LITERT_TOLERANCE
+    _, keras_lines = transfer_predict(repo / "models" / "model.keras", *files, "--runtime", "keras", *top)
+    onnx = repo / "export" / "model.onnx"
+    session = app_outputs(ONNX_CLIENT, onnx, files, tmp_path)
+    assert_same_predictions(session, keras_lines, threshold, LITERT_TOLERANCE, same_file=False)
+    _, onnx_lines = transfer_predict(onnx, *files, *top)  # predict's ONNX Runtime runner
+    onnx_lines = as_app_lines(onnx_lines)
+    assert_same_predictions(onnx_lines, keras_lines, threshold, LITERT_TOLERANCE, same_file=False)
+    assert export["parity_with_keras"]["onnx"]["largest_probability_difference"] <= LITERT_TOLERANCE
+    assert export["onnx"]["size_bytes"] == onnx.stat().st_size

@@ -24,6 +24,7 @@ from tests.conftest import (
     PROJECT_ROOT,
     SHARED,
     STAGES,
+    assert_apps_run_the_exports_as_predict_does,
     copy_shared_subset,
     exp_show_while_running,
     experiment_rows,
@@ -511,11 +512,13 @@ def test_every_format_gives_predicts_calibrated_probabilities_and_known_flags(re
     _, int8 = run_predict(repo / "export" / "model_int8.tflite", *files, code=0)
     agreeing = sum(line["known"] == expected["known"] for line, expected in zip(int8, reference))
     assert agreeing >= 0.85 * len(files)
-    parity = read_record("export", repo)["parity_with_keras"]
+    export = read_record("export", repo)
+    parity = export["parity_with_keras"]
     assert parity["tflite_float32"]["known_agreement"] >= 0.99
     assert (
         parity["saved_model"]["known_agreement"] >= 0.97 and parity["tflite_int8"]["known_agreement"] >= 0.9
     )
+    assert_apps_run_the_exports_as_predict_does(repo, files, threshold, tmp_path)
 
 
 def run_predict(model, *arguments, code=1):

@@ -16,6 +16,7 @@ from tests.conftest import (
     PROJECT_ROOT,
     SHARED,
     STAGES,
+    assert_apps_run_the_exports_as_predict_does,
     new_project,
     plot_values,
     require_shared,
@@ -144,6 +145,15 @@ def test_k_class_exports_keep_the_accuracy_and_carry_the_class_names(repo, tmp_p
     assert all(len(line["top"]) == 3 and line["label"] == line["top"][0][0] for line in alone_lines)
     for a, b in zip(alone_lines, keras_lines):
         assert a["score"] == pytest.approx(b["score"], abs=1e-3)
+
+
+def test_apps_run_the_k_class_exports_as_predict_does(repo, tmp_path):
+    """MediaPipe Tasks on both TFLite files, ONNX Runtime on model.onnx: five classes."""
+    repo, photos, _ = repo
+    files = [path for name in FLOWERS for path in sorted((photos / name).iterdir())[:4]]
+    files += sorted((SHARED / "data" / "cats_and_dogs_filtered" / "validation" / "cats").glob("*.jpg"))[:6]
+    threshold = json.loads((repo / "models" / "calibration.json").read_text())["novelty"]["threshold"]
+    assert_apps_run_the_exports_as_predict_does(repo, files, threshold, tmp_path)
 
 
 def test_saved_model_serves_k_probabilities(repo):

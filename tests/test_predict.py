@@ -264,7 +264,7 @@ def test_runtime_keras_needs_a_keras_file(tmp_path, mixed_folder, capsys):
     status, _, err = predict_in_process(capsys, tmp_path / "model.tflite", image, "--runtime", "keras")
     assert status == 2
     assert err.strip().splitlines()[-1] == (
-        f"error: --runtime keras needs a .keras model; {tmp_path / 'model.tflite'} is a TFLite file"
+        f"error: --runtime keras needs a .keras model; {tmp_path / 'model.tflite'} runs in litert only"
     )
 
 

@@ -117,7 +117,7 @@ def add_predict_command(commands):
         "threshold saved with the model). Exit status: 0 all labelled, 1 some images unreadable, "
         "2 bad arguments or missing model/path.",
     )
-    predict.add_argument("model", help="models/model.keras, or an exported .tflite file")
+    predict.add_argument("model", help="models/model.keras, or an exported .tflite or .onnx file")
     predict.add_argument(
         "paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)"
     )

@@ -140,15 +140,25 @@ class Task:
         """label index, its probability and all probabilities, as TensorFlow ops."""
         import tensorflow as tf
 
+        probabilities = probability_ops(logits)
         if self.binary:
-            positive = tf.sigmoid(logits[:, 0])
-            probabilities = tf.stack([1 - positive, positive], axis=1)
-            predicted = tf.cast(positive > THRESHOLD, tf.int32)
+            predicted = tf.cast(probabilities[:, 1] > THRESHOLD, tf.int32)
         else:
-            probabilities = tf.nn.softmax(logits, axis=-1)
             predicted = tf.argmax(probabilities, axis=1, output_type=tf.int32)
         score = tf.gather(probabilities, predicted, axis=1, batch_dims=1)
         return predicted, score, probabilities
+
+
+def probability_ops(logits):
+    """`Task.probabilities` as Keras ops inside a graph (the exported files, the SavedModel):
+    the softmax of K logits; two classes' one logit z is the pair (0, z), whose softmax is
+    (1 - sigmoid(z), sigmoid(z)). Softmax alone, rather than a sigmoid too, so the int8
+    export keeps these few op types in float32 (transfer.deploy.export.tflite)."""
+    from keras import ops
+
+    if logits.shape[-1] == 1:
+        logits = ops.concatenate([ops.zeros_like(logits), logits], axis=-1)
+    return ops.softmax(logits, axis=-1)
 
 
 def class_weights(class_counts, mode):

@@ -4,7 +4,7 @@ Works on raw photos of any size and common format: images are decoded and
 resized by the same function as the prepare stage, in parallel threads, one
 batch ahead of the model. The model is a ModelBundle (transfer.inference.bundle:
 a `.keras` file with its classes and calibration beside it, or an exported
-`.tflite` file) run by a runner (transfer.inference.runners). The task (binary
+`.tflite` or `.onnx` file) run by a runner (transfer.inference.runners). The task (binary
 or K-class) decides the label: see transfer.core.task.
 """
 

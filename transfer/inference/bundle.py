@@ -3,8 +3,8 @@ calibration and novelty statistics, and a content key.
 
 A `.keras` model is the fine-tuning stage's network with classes.json beside it and, once
 the calibrate stage ran, calibration.json and novelty.npz (transfer.core.artifacts). An
-exported `.tflite` file carries its class names and its calibration in its metadata (its
-graph holds the statistics); classes.json beside it, if any, wins. Everything that opens a
+exported `.tflite` or `.onnx` file carries its class names and its calibration in its
+metadata (its graph holds the statistics); classes.json beside it, if any, wins. Everything that opens a
 model (predict, evaluate, export) starts here; the runners (transfer.inference.runners) are
 built from a bundle.
 """
@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,14 +29,22 @@ from transfer.core.errors import PipelineError, one_line
 from transfer.core.io import file_sha256
 from transfer.core.task import Task
 
-KERAS_SUFFIX, TFLITE_SUFFIX = ".keras", ".tflite"
+KERAS_SUFFIX, TFLITE_SUFFIX, ONNX_SUFFIX = ".keras", ".tflite", ".onnx"
 # The outputs of a calibrated model, by name (transfer.inference.deployed): logits divided by
-# the temperature, and the novelty score.
+# the temperature, and the novelty score, which `transfer predict` reads; then the calibrated
+# probabilities and the known flag, for apps that run an exported file as it is.
 DEPLOYED_OUTPUTS = ("logits", "novelty")
-# The metadata entries of an exported .tflite file: its class names, and what a client needs
-# to read its outputs (calibration.json; the statistics are in the graph).
-TFLITE_CLASSES_METADATA = "class_names"
-TFLITE_CALIBRATION_METADATA = "calibration"
+APP_OUTPUTS = ("probabilities", "known")
+# An exported file's metadata entries, JSON: its class names, and its calibration
+# (calibration.json; the statistics are in the graph). An ONNX file carries both as metadata
+# properties. A .tflite file carries its class names as labels.txt, the standard metadata's
+# axis labels of its probabilities (transfer.deploy.export.tflite_metadata; files exported
+# before it carried them have the JSON entry), and its calibration as a JSON entry: the
+# standard schema has no place for it.
+CLASSES_METADATA = "class_names"
+CALIBRATION_METADATA = "calibration"
+METADATA_ENTRIES = (CLASSES_METADATA, CALIBRATION_METADATA)
+TFLITE_LABELS_FILE = "labels.txt"
 TFLITE_IDENTIFIER = b"TFL3"  # bytes 4-8 of every .tflite flatbuffer
 
 
@@ -52,10 +61,6 @@ class ModelBundle:
         """sha256 of the network and its calibration files: a conversion's cache key. Hashed
         when a conversion is looked up, not on every open (novelty.npz can be tens of MB)."""
         return content_key(self.network, self.companions)
-
-    @property
-    def is_tflite(self):
-        return self.network.suffix == TFLITE_SUFFIX
 
     @property
     def task(self):
@@ -76,10 +81,13 @@ def open_bundle(path):
     path = Path(path)
     if not path.is_file():
         raise model_not_found(path)
-    if path.suffix not in (KERAS_SUFFIX, TFLITE_SUFFIX):
-        raise PipelineError(f"unsupported model file: {path} (expected .keras or .tflite)")
-    if path.suffix == TFLITE_SUFFIX:
-        return tflite_bundle(path)
+    readers = {KERAS_SUFFIX: keras_bundle, TFLITE_SUFFIX: tflite_bundle, ONNX_SUFFIX: onnx_bundle}
+    if path.suffix not in readers:
+        raise PipelineError(f"unsupported model file: {path} (expected {', '.join(readers)})")
+    return readers[path.suffix](path)
+
+
+def keras_bundle(path):
     companions = calibration_files(path.parent)
     calibration, statistics = read_calibration_files(companions)
     return ModelBundle(path, tuple(class_names_beside(path)), calibration, statistics, tuple(companions))
@@ -93,11 +101,44 @@ def class_names_beside(path):
 
 def tflite_bundle(path):
     metadata = tflite_metadata(path)
-    if (path.parent / CLASSES_FILE).is_file() or TFLITE_CLASSES_METADATA not in metadata:
+    labels = tflite_labels(path)
+    content = {"class_names": labels} if labels is not None else metadata.get(CLASSES_METADATA)
+    return exported_bundle(path, content, metadata.get(CALIBRATION_METADATA))
+
+
+def onnx_bundle(path):
+    """An ONNX file's bundle, from its metadata properties (read by ONNX Runtime without
+    optimizing the graph: 0.07 s, where importing the onnx package alone takes over 1 s)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    try:
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        properties = session.get_modelmeta().custom_metadata_map
+        metadata = {name: json.loads(properties[name]) for name in METADATA_ENTRIES if name in properties}
+    except Exception as error:  # onnxruntime's own types (InvalidProtobuf, Fail, ...), JSON's
+        raise PipelineError(f"damaged ONNX model: {path} ({one_line(error)})") from None
+    return exported_bundle(path, metadata.get(CLASSES_METADATA), metadata.get(CALIBRATION_METADATA))
+
+
+def exported_bundle(path, classes, calibration):
+    """An exported file's bundle: classes.json beside it, if any, wins over its metadata's."""
+    if (path.parent / CLASSES_FILE).is_file() or classes is None:
         class_names = class_names_beside(path)
     else:
-        class_names = checked_class_names(metadata[TFLITE_CLASSES_METADATA], f"{path}'s metadata")
-    return ModelBundle(path, tuple(class_names), metadata.get(TFLITE_CALIBRATION_METADATA), None)
+        class_names = checked_class_names(classes, f"{path}'s metadata")
+    return ModelBundle(path, tuple(class_names), calibration, None)
+
+
+def tflite_labels(path):
+    """The class names in a .tflite file's labels.txt, or None when it carries none."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.read(TFLITE_LABELS_FILE).decode().splitlines()
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError):
+        return None
 
 
 def content_key(path, companions=()):
@@ -121,7 +162,7 @@ def tflite_metadata(path):
         for index in range(model.MetadataLength()):
             metadata = model.Metadata(index)
             name = metadata.Name().decode()
-            if name in (TFLITE_CLASSES_METADATA, TFLITE_CALIBRATION_METADATA):
+            if name in METADATA_ENTRIES:
                 found[name] = json.loads(model.Buffers(metadata.Buffer()).DataAsNumpy().tobytes())
     except (struct.error, IndexError, AttributeError, ValueError, UnicodeDecodeError) as error:
         raise PipelineError(f"damaged TFLite model: {path} ({one_line(error)})") from None

@@ -4,19 +4,25 @@ models/model.keras is what fine-tuning made: images -> logits. The calibrate sta
 beside it, a temperature T and a novelty score with its threshold (transfer.calibration).
 `deployed_model` joins them into one Keras network:
 
-    image -> {"logits": logits / T, "novelty": the photo's novelty score}
+    image -> {"logits": logits / T, "novelty": the photo's novelty score,
+              "probabilities": the calibrated probabilities of every class (K wide),
+              "known": 1.0 when novelty <= the saved threshold, else 0.0}
 
-so the calibrated probabilities are the Task's usual sigmoid/softmax of `logits`, and a
-photo is known when novelty <= the saved threshold. `predict` runs it (in Keras, or LiteRT
-from its cached conversion), and the export stage writes it as the SavedModel and both
-TFLite files: every format computes the same two outputs in its own graph.
+`logits` and `novelty` are what `transfer predict` reads (DEPLOYED_OUTPUTS: it computes the
+probabilities and `known` from them in float64, as it always has); `probabilities` and
+`known` are for an app that runs an exported file as it is (APP_OUTPUTS: MediaPipe Tasks
+reads them as two classification heads, see docs/model.md). `predict` runs the network (in
+Keras, or LiteRT from its cached conversion), and the export stage writes it as the
+SavedModel, both TFLite files and the ONNX file: every format computes the same outputs
+in its own graph.
 """
 
 import keras
-from keras import layers
+from keras import layers, ops
 
-from transfer.calibration.novelty import get_method
-from transfer.inference.bundle import DEPLOYED_OUTPUTS
+from transfer.calibration.novelty import get_method, is_known
+from transfer.core.task import probability_ops
+from transfer.inference.bundle import APP_OUTPUTS, DEPLOYED_OUTPUTS
 from transfer.models.loading import load_model
 
 
@@ -29,7 +35,9 @@ def deployed_model(model, calibration, statistics):
     layer, weights = method.layer(statistics, settings, name="novelty", dtype="float32")
     novelty = layer(model.get_layer("pool").output if method.uses_features else logits)
     layer.set_weights(weights)
-    outputs = dict(zip(DEPLOYED_OUTPUTS, (logits, novelty)))
+    probabilities = probability_ops(logits)
+    known = ops.cast(is_known(novelty, settings["threshold"]), "float32")  # compared in float32
+    outputs = dict(zip(DEPLOYED_OUTPUTS + APP_OUTPUTS, (logits, novelty, probabilities, known)))
     return keras.Model(model.input, outputs, name="deployed")
 
 

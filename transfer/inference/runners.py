@@ -15,7 +15,7 @@ import numpy as np
 
 from transfer.core.errors import PipelineError, one_line
 from transfer.core.quiet import info_lines_filtered
-from transfer.inference.bundle import DEPLOYED_OUTPUTS
+from transfer.inference.bundle import DEPLOYED_OUTPUTS, ONNX_SUFFIX, TFLITE_SUFFIX
 from transfer.inference.litert import ConversionError, cached_tflite, network_key
 
 AUTO = "auto"  # predict's default: litert, else keras with a notice
@@ -23,10 +23,14 @@ AUTO = "auto"  # predict's default: litert, else keras with a notice
 
 def named_outputs(outputs):
     """{name: (N, width) array} of a model's outputs: a deployed model's `logits` and
-    `novelty`, or a plain network's single output as `logits`."""
+    `novelty` (its outputs for apps left out), or a plain network's single output as `logits`."""
     if not isinstance(outputs, dict):
         outputs = {"logits": outputs}
-    return {name: np.asarray(value).reshape(len(value), -1) for name, value in outputs.items()}
+    return {
+        name: np.asarray(value).reshape(len(value), -1)
+        for name, value in outputs.items()
+        if name in DEPLOYED_OUTPUTS
+    }
 
 
 class KerasRunner:
@@ -59,12 +63,18 @@ class LiteRTRunner:
         self.input = self.interpreter.get_input_details()[0]
         signatures = self.interpreter._get_full_signature_list()  # {key: {"outputs": {name: tensor}}}
         named = next(iter(signatures.values()))["outputs"] if len(signatures) == 1 else {}
-        if set(named) != set(DEPLOYED_OUTPUTS):
-            named = {"logits": self.interpreter.get_output_details()[0]["index"]}
-        self.output_tensors = named
+        if set(DEPLOYED_OUTPUTS) <= set(named):
+            self.output_tensors = {name: named[name] for name in DEPLOYED_OUTPUTS}
+        else:
+            self.output_tensors = {"logits": self.interpreter.get_output_details()[0]["index"]}
+        # Every output's name in the graph's order (a signature's names; else the tensors')
+        by_index = {index: name for name, index in named.items()}
+        self.output_order = [
+            by_index.get(detail["index"], detail["name"]) for detail in self.interpreter.get_output_details()
+        ]
         self.image_size = int(self.input["shape"][1])
         shapes = {detail["index"]: detail["shape"] for detail in self.interpreter.get_output_details()}
-        self.logit_width = int(shapes[named["logits"]][-1])
+        self.logit_width = int(shapes[self.output_tensors["logits"]][-1])
         self.batch = None
 
     def run(self, images):
@@ -81,6 +91,39 @@ class LiteRTRunner:
         }
 
 
+class OnnxRunner:
+    """An .onnx model run by ONNX Runtime (its CPU provider, `threads` threads; None or 0:
+    every core)."""
+
+    def __init__(self, path, threads=None):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count()
+        options.log_severity_level = 3  # errors only: its warnings are not the user's
+        cpu = ["CPUExecutionProvider"]
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=cpu)
+        except Exception as error:  # onnxruntime's own exception types (InvalidGraph, Fail, ...)
+            raise PipelineError(f"cannot run {path} with ONNX Runtime: {one_line(error)}") from None
+        self.input = self.session.get_inputs()[0]
+        shapes = {output.name: output.shape for output in self.session.get_outputs()}
+        if not set(DEPLOYED_OUTPUTS) <= set(shapes):
+            lacking = " and ".join(DEPLOYED_OUTPUTS)
+            raise PipelineError(f"{path} lacks the outputs {lacking}: export it with this pipeline")
+        self.output_tensors = DEPLOYED_OUTPUTS
+        self.image_size = int(self.input.shape[1])
+        self.logit_width = int(shapes["logits"][-1])
+
+    def run(self, images):
+        values = self.session.run(list(DEPLOYED_OUTPUTS), {self.input.name: images.astype(np.float32)})
+        return {name: value.reshape(len(images), -1) for name, value in zip(DEPLOYED_OUTPUTS, values)}
+
+
+# The exported files, each run in one runtime: its suffix -> (the runtime's name, its runner).
+FILE_RUNNERS = {TFLITE_SUFFIX: ("litert", LiteRTRunner), ONNX_SUFFIX: ("onnxruntime", OnnxRunner)}
+
+
 def network_runner(model, runtime, threads=0):
     """A runner of an in-memory Keras network (extract's feature extractor, evaluate's
     classifier): keras, or litert (its cached float32 conversion, XNNPACK on `threads`)."""
@@ -95,14 +138,17 @@ def network_runner(model, runtime, threads=0):
 def bundle_runner(bundle, runtime=AUTO):
     """The runner of a model file (transfer.inference.bundle.ModelBundle).
 
-    A .tflite file runs in LiteRT (auto, litert). A .keras file runs in Keras (keras), or in
-    LiteRT from its cached float32 conversion (litert); auto is LiteRT, and Keras with one
-    notice on stderr if the conversion fails. Keras and TensorFlow are imported only to
-    convert or to run Keras: a cached conversion runs on LiteRT alone."""
-    if bundle.is_tflite:
-        if runtime == "keras":
-            raise PipelineError(f"--runtime keras needs a .keras model; {bundle.network} is a TFLite file")
-        return LiteRTRunner(bundle.network)
+    An exported file runs in its own runtime (FILE_RUNNERS: a .tflite file in LiteRT, an
+    .onnx file in ONNX Runtime). A .keras file runs in Keras (keras), or in LiteRT from its
+    cached float32 conversion (litert); auto is LiteRT, and Keras with one notice on stderr
+    if the conversion fails. Keras and TensorFlow are imported only to convert or to run
+    Keras: a cached conversion runs on LiteRT alone."""
+    if bundle.network.suffix in FILE_RUNNERS:
+        own, runner = FILE_RUNNERS[bundle.network.suffix]
+        if runtime not in (AUTO, own):
+            needs = f"--runtime {runtime} needs a .keras model"
+            raise PipelineError(f"{needs}; {bundle.network} runs in {own} only")
+        return runner(bundle.network)
     network = functools.cache(lambda: keras_network(bundle))  # loaded at most once
     if runtime == "keras":
         return KerasRunner(network())

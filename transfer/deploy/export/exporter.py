@@ -31,14 +31,34 @@ def export_model(config, data):
         def keras_predict(encoded, images):
             return job.probabilities_and_known(named_outputs(job.model.predict_on_batch(images)))
 
-        predictors = {
-            REFERENCE: keras_predict,
-            **{row.name: row.predictor(job, out / row.file) for row in FORMATS},
-        }
+        predictors, references, client_runs = {REFERENCE: keras_predict}, {}, {}
+        for row in FORMATS:
+            predictors[row.name], references[row.name] = row.predictor(job, out / row.file), REFERENCE
+            for client in row.clients:
+                name = f"{client.name} on {row.name}"
+                predictors[name], references[name] = client.predictor(job, out / row.file), row.name
+                client_runs[name] = client.name, row.name
         with Progress("export: measuring every format", image_count(PREPARED, ["test"])) as progress:
             batches = original_batches(data, PREPARED, "test", TEST_BATCH)
-            measured = measure(job.task, predictors, batches, config["latency_images"], progress)
+            measured = measure(job.task, predictors, references, batches, config["latency_images"], progress)
         sizes = {REFERENCE: file_size(MODEL), **{row.name: file_size(out / row.file) for row in FORMATS}}
-    formats = measured.pop("formats")
-    record = {name: {"size_bytes": sizes[name], **figures} for name, figures in formats.items()}
-    return {**record, **measured}
+    return export_record(measured, sizes, client_runs)
+
+
+def export_record(measured, sizes, client_runs):
+    """export's record: per format its size, accuracy and latency; each format's agreement
+    with Keras (parity_with_keras); per client, per file, its accuracy, latency and agreement
+    with `transfer predict` on that file (e.g. mediapipe.tflite_int8). client_runs: {predictor
+    name: (client, format)}."""
+    per_run = ("accuracy", "latency_ms", "agreement")
+    accuracy, latency, agreement = (measured[key] for key in per_run)
+    record = {
+        name: {"size_bytes": size, "accuracy": accuracy[name], "latency_ms": latency[name]}
+        for name, size in sizes.items()
+    }
+    record.update({key: value for key, value in measured.items() if key not in per_run})
+    record["parity_with_keras"] = {name: agreement[name] for name in sizes if name in agreement}
+    for name, (client, file_format) in client_runs.items():
+        figures = {"accuracy": accuracy[name], "latency_ms": latency[name], **agreement[name]}
+        record.setdefault(client, {})[file_format] = figures
+    return record

@@ -1,10 +1,13 @@
 """The export formats, one row each: its name (its key in metrics/details/export.json), its
-file in export/, the function that writes it and the one that runs it for measuring.
+file in export/, the function that writes it, the one that runs it for measuring, and the
+apps' runtimes (clients) that run the file as it is.
 
 write(job, path) writes the format from an ExportJob. predictor(job, path) returns
 predict(encoded, images) -> (calibrated probabilities (N, K), known (N,)): encoded are the
 test photos' original bytes, images what a client decodes from them (transfer.data.images).
-A new format is a module with those two functions and a row here.
+A format's predictor is `transfer predict`'s runner of that file; a client's is the app's
+runtime, measured against it. A new format is a module with those two functions and a row
+here (onnx_model is the latest).
 """
 
 import contextlib
@@ -17,7 +20,15 @@ import numpy as np
 from transfer.calibration.novelty import is_known
 from transfer.core.artifacts import PREPARED
 from transfer.data.shards import read_shards
-from transfer.deploy.export import saved_model, tflite
+from transfer.deploy.export import mediapipe_tasks, onnx_model, saved_model, tflite
+
+
+@dataclass(frozen=True)
+class Client:
+    """An app's runtime that runs a format's file knowing only the file."""
+
+    name: str
+    predictor: Callable
 
 
 @dataclass(frozen=True)
@@ -26,12 +37,17 @@ class ExportFormat:
     file: str
     write: Callable
     predictor: Callable
+    clients: tuple = ()
 
+
+MEDIAPIPE = Client("mediapipe", mediapipe_tasks.predictor)
+APPS = (MEDIAPIPE,)  # what runs a .tflite file in an app
 
 FORMATS = (
     ExportFormat("saved_model", "saved_model", saved_model.write, saved_model.predictor),
-    ExportFormat("tflite_float32", "model_float32.tflite", tflite.write_float32, tflite.predictor),
-    ExportFormat("tflite_int8", "model_int8.tflite", tflite.write_int8, tflite.predictor),
+    ExportFormat("tflite_float32", "model_float32.tflite", tflite.write_float32, tflite.predictor, APPS),
+    ExportFormat("tflite_int8", "model_int8.tflite", tflite.write_int8, tflite.predictor, APPS),
+    ExportFormat("onnx", "model.onnx", onnx_model.write, onnx_model.predictor),
 )
 
 
@@ -53,11 +69,16 @@ class ExportJob:
         self.stack.close()
 
     @functools.cached_property
-    def plain_saved_model(self):
-        from transfer.inference.litert import plain_saved_model
+    def float32_model(self):
         from transfer.models.loading import computing_in_float32
 
-        return self.stack.enter_context(plain_saved_model(computing_in_float32(self.model)))
+        return computing_in_float32(self.model)
+
+    @functools.cached_property
+    def plain_saved_model(self):
+        from transfer.inference.litert import plain_saved_model
+
+        return self.stack.enter_context(plain_saved_model(self.float32_model))
 
     def representative_images(self):
         """The first export.calibration_images training images: what int8 calibrates on."""
