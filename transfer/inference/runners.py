@@ -111,7 +111,6 @@ class OnnxRunner:
         if not set(DEPLOYED_OUTPUTS) <= set(shapes):
             lacking = " and ".join(DEPLOYED_OUTPUTS)
             raise PipelineError(f"{path} lacks the outputs {lacking}: export it with this pipeline")
-        self.output_tensors = DEPLOYED_OUTPUTS
         self.image_size = int(self.input.shape[1])
         self.logit_width = int(shapes["logits"][-1])
 
