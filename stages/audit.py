@@ -8,11 +8,16 @@ from transfer.core.artifacts import FEATURES, PREPARED
 from transfer.core.errors import run_stage
 from transfer.core.io import atomic_path, write_csv
 from transfer.core.records import write_record
+from transfer.data.exclusions import EXCLUSIONS, Exclusions
+from transfer.data.sources import get_source, photo_file
 
 
 def main():
     params = load_params()
-    result = audit(PREPARED, FEATURES, params["audit"], params["data"]["seed"])
+    data = params["data"]
+    exclusions = Exclusions.read(EXCLUSIONS, get_source(data["source"]).photo_folder(data))
+    reviewed = exclusions.reviewed(lambda photo: photo_file(data, photo))
+    result = audit(PREPARED, FEATURES, params["audit"], data["seed"], reviewed)
     # Figures first, the metrics after: a failure leaves no audit.json that looks complete.
     with atomic_path(artifacts.DUPLICATES_PLOT) as path:
         plot_duplicates(result, PREPARED, path)

@@ -133,10 +133,10 @@ def test_no_exclusions_file_changes_nothing(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("file,what\n", "the header must be `path,action`"),
+        ("file,what\n", "the header must be `path,action,reason,sha256` \\(or `path,action`\\)"),
         ("path,action\ncats/1.jpg,\n", "line 2: needs a path and an action"),
         ("path,action\ncats/1.jpg,drop\ncats/1.jpg,dogs\n", "line 3: cats/1.jpg is listed twice"),
-        ("path,action\ncats/1.jpg,wolves\n", "cats/1.jpg -> 'wolves' is neither drop nor a class"),
+        ("path,action\ncats/1.jpg,wolves\n", "cats/1.jpg -> 'wolves' is neither drop, keep nor a class"),
     ],
 )
 def test_bad_exclusions_are_a_clear_error(tmp_path, text, message):

@@ -1,5 +1,5 @@
-"""Command line: `transfer predict MODEL PATH [PATH ...]`, `transfer worker STAGE [STAGE ...]`,
-`transfer plots-template` (or python -m)."""
+"""Command line: `transfer predict MODEL PATH [PATH ...]`, `transfer review`, `transfer worker
+STAGE [STAGE ...]`, `transfer plots-template` (or python -m)."""
 
 import argparse
 import json
@@ -72,6 +72,20 @@ def plots_template_command():
     if not Path(".dvc").is_dir():
         raise PipelineError("no .dvc folder here: run this at the top of the project")
     print(write_template())
+    return 0
+
+
+def review_command(args):
+    import asyncio
+
+    from transfer.review.server import serve
+
+    if not 0 <= args.port <= 65535:
+        raise PipelineError(f"--port must be between 0 and 65535, got {args.port}")
+    try:
+        asyncio.run(serve(args.port, open_browser=not args.no_browser))
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
@@ -170,6 +184,17 @@ def argument_parser():
     worker.add_argument(
         "stages", nargs="+", metavar="STAGE", choices=TRAINING_STAGES, help=", ".join(TRAINING_STAGES)
     )
+    review = commands.add_parser(
+        "review",
+        help="a local page to look at the audit's lists and the model's mistakes and decide on each photo",
+        description="Serve a page on 127.0.0.1 over the audit's lists (label errors, duplicates, outliers) "
+        "and the model's mistakes; every decision (keep, move to a class, drop) is written at once "
+        "to data/exclusions.csv, which the next `dvc repro` applies. Run it at the top of the "
+        "project after `dvc repro` (or `dvc repro audit`). Prints the page's address, with its "
+        "token; opens it in a browser on a desktop. Ctrl-C stops it.",
+    )
+    review.add_argument("--port", type=int, default=0, help="the port to listen on (default: a free one)")
+    review.add_argument("--no-browser", action="store_true", help="print the address only")
     commands.add_parser(
         "plots-template",
         help=f"write {TEMPLATE_FILE}: `dvc plots show`/`diff` pages that draw without network",
@@ -187,6 +212,8 @@ def main(argv=None):
             return plots_template_command()
         if args.command == "worker":
             return worker_command(args)
+        if args.command == "review":
+            return review_command(args)
         return predict_command(args)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -27,6 +27,14 @@ from transfer.data.features import load_features
 from transfer.data.neighbours import nearest_neighbours
 from transfer.data.shards import SPLITS, image_count, read_meta, read_shards
 
+THRESHOLD_KEYS = (
+    "candidate_similarity",
+    "duplicate_similarity",
+    "neighbours",
+    "folds",
+    "regularization",
+    "outlier_iqr",
+)
 LEAKS = (("train", "validation"), ("train", "test"), ("validation", "test"))
 
 
@@ -86,9 +94,11 @@ class AuditResult:
     isolation: np.ndarray  # every row's mean cosine distance to its neighbours
     outliers: np.ndarray  # rows, most isolated first
     thresholds: dict
+    reviewed: int = 0  # flagged photos left out of the lists: a person kept or relabelled them
 
 
-def audit(prepared_dir, features_dir, config, seed):
+def audit(prepared_dir, features_dir, config, seed, reviewed=frozenset()):
+    """reviewed: the ids a person kept or relabelled, scored but not listed (leave_out_reviewed)."""
     class_names = read_meta(prepared_dir)["class_names"]
     count = image_count(prepared_dir, SPLITS)
     with Progress("audit: reading photos", count) as progress:
@@ -128,10 +138,14 @@ def audit(prepared_dir, features_dir, config, seed):
     outlier_threshold = float(upper + config["outlier_iqr"] * (upper - lower))
     outliers = np.flatnonzero(isolation > outlier_threshold)
     outliers = outliers[np.argsort(-isolation[outliers], kind="stable")]
+    issues, outliers, groups, hidden = leave_out_reviewed(
+        photos.ids, issues, outliers, groups_of(count, linked), reviewed
+    )
     return AuditResult(
         class_names=class_names,
         photos=photos,
-        groups=groups_of(count, linked),
+        groups=groups,
+        reviewed=hidden,
         similarity=similarity,
         probabilities=probabilities,
         issues=issues,
@@ -139,13 +153,21 @@ def audit(prepared_dir, features_dir, config, seed):
         isolation=isolation,
         outliers=outliers,
         thresholds={
-            **{key: config[key] for key in ("candidate_similarity", "duplicate_similarity", "neighbours")},
-            "folds": config["folds"],
-            "regularization": config["regularization"],
-            "outlier_iqr": config["outlier_iqr"],
+            **{key: config[key] for key in THRESHOLD_KEYS},
             "outlier_isolation": round(outlier_threshold, 6),
         },
     )
+
+
+def leave_out_reviewed(ids, issues, outliers, groups, reviewed):
+    """The lists without the photos a person reviewed (a duplicate group goes when all its
+    photos were kept), and how many flagged photos that leaves out."""
+    flagged = {*issues.tolist(), *outliers.tolist(), *(row for members in groups for row in members)}
+    issues, outliers = (
+        np.array([row for row in rows if ids[row] not in reviewed], np.int64) for rows in (issues, outliers)
+    )
+    groups = [members for members in groups if not all(ids[row] in reviewed for row in members)]
+    return issues, outliers, groups, sum(1 for row in flagged if ids[row] in reviewed)
 
 
 def group_kind(result, members):
@@ -172,6 +194,7 @@ def summary(result):
         "label_issues_by_split": {split: issue_splits.count(split) for split in SPLITS},
         "out_of_sample_accuracy": round(float((result.probabilities.argmax(1) == photos.labels).mean()), 6),
         "outliers": len(result.outliers),
+        "reviewed_not_listed": result.reviewed,
         "thresholds": result.thresholds,
     }
 

@@ -42,13 +42,17 @@ def atomic_path(path):
             if not any(folder.iterdir()):
                 folder.rmdir()
         raise
-    _remove(path)
+    if path.is_dir() and not path.is_symlink() or temporary.is_dir():
+        _remove(path)  # os.replace cannot put a folder in place of a folder, or of a file
+    # A file replaces a file in one step: a reader (or a kill) never finds it missing.
     os.replace(temporary, path)
 
 
 def write_text(path, text):
-    with atomic_path(path) as temporary:
-        Path(temporary).write_text(text)
+    with atomic_path(path) as temporary, open(temporary, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def write_json(path, data):

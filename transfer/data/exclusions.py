@@ -1,22 +1,45 @@
-"""data/exclusions.csv: the photos a person decided to drop or move to another class.
+"""data/exclusions.csv: what a person decided about a photo: drop it, move it to another class,
+or keep it as it is.
 
-Columns `path,action`: `path` as the audit's lists print it (the file's path relative to
+Columns `path,action,reason,sha256` (a file of the first two alone, `path,action`, as written
+by hand, reads too). `path` as the audit's lists print it (the file's path relative to
 data.path, or the tfds split and index; for a folder, an absolute path or one relative to the
-project that lies inside data.path works too), `action` either `drop` or the name of the class the
-photo really belongs to. prepare reads it (a DVC dependency), so editing it reruns the
+project that lies inside data.path works too). `action`: `drop`, `keep`, or the name of the
+class the photo really belongs to. `reason` is free text (`transfer review` writes why a photo
+was dropped: none of the classes, ambiguous, duplicate). `sha256` is the photo file's content
+hash when the decision was made (empty for a tfds source, whose versioned examples do not
+change): a photo kept or relabelled is not flagged again by the audit while its file still has
+that hash (`reviewed`). prepare reads the file (a DVC dependency), so editing it reruns the
 pipeline on the cleaned set; a relabelled photo stays in its split (the split is keyed by its
 path). The shipped file has the header only: it changes nothing.
 """
 
 import csv
+import fcntl
+import io
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from transfer.core.errors import PipelineError
+from transfer.core.io import file_sha256, write_text
 
 EXCLUSIONS = "data/exclusions.csv"
-COLUMNS = ("path", "action")
+COLUMNS = ("path", "action", "reason", "sha256")
+HAND_WRITTEN_COLUMNS = COLUMNS[:2]
 DROP = "drop"
+KEEP = "keep"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    reason: str = ""
+    sha256: str = ""
+
+    def row(self, photo):
+        return {"path": photo, "action": self.action, "reason": self.reason, "sha256": self.sha256}
 
 
 def key_in_folder(photo, data_path, where):
@@ -39,8 +62,12 @@ def key_in_folder(photo, data_path, where):
 class Exclusions:
     """What to do with each listed photo; `apply` gives the label to keep, or None to drop."""
 
-    def __init__(self, actions=None, source=EXCLUSIONS):
-        self.actions = dict(actions or {})
+    def __init__(self, decisions=None, source=EXCLUSIONS):
+        # photo -> Decision; a plain action string is taken as a Decision with no reason or hash.
+        self.decisions = {
+            photo: decision if isinstance(decision, Decision) else Decision(decision)
+            for photo, decision in (decisions or {}).items()
+        }
         self.source = source
         self.applied = {DROP: 0, "relabel": 0}
         self._seen = set()
@@ -56,48 +83,117 @@ class Exclusions:
             return cls(source=str(path))
         with open(path, newline="") as file:
             reader = csv.DictReader(file)
-            if tuple(reader.fieldnames or ()) != COLUMNS:
-                raise PipelineError(f"{path}: the header must be `{','.join(COLUMNS)}`")
-            actions = {}
+            if tuple(reader.fieldnames or ()) not in (COLUMNS, HAND_WRITTEN_COLUMNS):
+                columns, hand_written = ",".join(COLUMNS), ",".join(HAND_WRITTEN_COLUMNS)
+                raise PipelineError(f"{path}: the header must be `{columns}` (or `{hand_written}`)")
+            decisions = {}
             for line, row in enumerate(reader, start=2):
                 photo, action = (row["path"] or "").strip(), (row["action"] or "").strip()
                 if not photo or not action:
-                    raise PipelineError(f"{path} line {line}: needs a path and an action (drop or a class)")
+                    raise PipelineError(
+                        f"{path} line {line}: needs a path and an action (drop, keep or a class)"
+                    )
                 if data_path is not None:
                     photo = key_in_folder(photo, data_path, f"{path} line {line}")
-                if actions.get(photo, action) != action:
+                if photo in decisions and decisions[photo].action != action:
                     raise PipelineError(f"{path} line {line}: {photo} is listed twice with different actions")
-                actions[photo] = action
-        return cls(actions, source=str(path))
+                decision = Decision(
+                    action, (row.get("reason") or "").strip(), (row.get("sha256") or "").strip()
+                )
+                decisions[photo] = decision
+        return cls(decisions, source=str(path))
+
+    @property
+    def actions(self):
+        return {photo: decision.action for photo, decision in self.decisions.items()}
 
     def bind(self, class_names):
         """Check every relabelling names one of the dataset's classes; apply() needs this first."""
         self.class_names = list(class_names)
         for photo, action in self.actions.items():
-            if action != DROP and action not in class_names:
+            if action not in (DROP, KEEP) and action not in class_names:
                 raise PipelineError(
-                    f"{self.source}: {photo} -> '{action}' is neither drop nor a class "
+                    f"{self.source}: {photo} -> '{action}' is neither drop, keep nor a class "
                     f"({', '.join(class_names)})"
                 )
 
     def label_of(self, example_id, label):
         """The label the photo keeps (its own, or the one it is moved to), or None to drop it."""
-        action = self.actions.get(str(example_id))
-        if action is None:
+        decision = self.decisions.get(str(example_id))
+        if decision is None or decision.action == KEEP:
             return label
-        return None if action == DROP else self.class_names.index(action)
+        return None if decision.action == DROP else self.class_names.index(decision.action)
 
     def apply(self, example_id, label):
         """label_of, counted: what prepare.json reports and check_all_applied checks."""
         new_label = self.label_of(example_id, label)
-        if str(example_id) in self.actions:
+        decision = self.decisions.get(str(example_id))
+        if decision is not None:
             self._seen.add(str(example_id))
-            self.applied[DROP if new_label is None else "relabel"] += 1
+            if decision.action != KEEP:
+                self.applied[DROP if new_label is None else "relabel"] += 1
         return new_label
 
     def check_all_applied(self):
         """A listed photo that is not in the dataset is a typo or a stale line: say which."""
-        missing = sorted(set(self.actions) - self._seen)
+        missing = sorted(set(self.decisions) - self._seen)
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise PipelineError(f"{self.source} lists a photo that is not in the dataset: {missing[0]}{more}")
+
+    def reviewed(self, photo_file):
+        """The photos a person kept or relabelled, whose content is as it was when they decided:
+        the audit does not flag them again. photo_file(photo) -> its file, or None where the
+        source has none (tfds): then the decision stands by the photo's id alone."""
+        reviewed = set()
+        for photo, decision in self.decisions.items():
+            if decision.action == DROP:
+                continue
+            file = photo_file(photo)
+            if not decision.sha256 or file is None or content_hash(file) == decision.sha256:
+                reviewed.add(photo)
+        return reviewed
+
+
+def content_hash(file):
+    """The sha256 column's value for a photo file ("" when there is none)."""
+    return file_sha256(file) if file is not None and Path(file).is_file() else ""
+
+
+def csv_text(decisions):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(decision.row(photo) for photo, decision in decisions.items())
+    return buffer.getvalue()
+
+
+@contextmanager
+def locked_folder(folder):
+    """An exclusive lock on the folder that holds the file, held while reading and rewriting it:
+    two writers (two `transfer review` servers, say) take turns. The lock is on the folder, not
+    the file, because each write replaces the file (a new inode) and no other file is created."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def update_exclusions(changes, path=EXCLUSIONS):
+    """Apply {photo: Decision, or None to remove its line} to the file at once, and return what
+    those photos' lines were before (the same form: what undoing writes back). The file is
+    replaced atomically, so a reader (or a kill) sees the old file or the new one, whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked_folder(path.parent):
+        decisions = Exclusions.read(path).decisions
+        previous = {photo: decisions.get(photo) for photo in changes}
+        for photo, decision in changes.items():
+            if decision is None:
+                decisions.pop(photo, None)
+            else:
+                decisions[photo] = decision
+        write_text(path, csv_text(decisions))
+    return previous

@@ -25,6 +25,7 @@ from transfer.reporting.metrics import (
     roc_points,
     summary_curve_scores,
 )
+from transfer.reporting.mistakes import MISTAKE_COLUMNS, mistake_rows
 from transfer.reporting.novelty_report import novelty_report
 from transfer.training.epoch_log import read_epochs
 
@@ -130,23 +131,34 @@ def evaluate_models(config, threads):
         logits, labels, ids = predict_split(
             runner, task, PREPARED, "test", batch_size, config["tta"], progress
         )
-        validation = predict_split(runner, task, PREPARED, "validation", batch_size, config["tta"], progress)[
-            :2
-        ]
+        validation_logits, validation_labels, validation_ids = predict_split(
+            runner, task, PREPARED, "validation", batch_size, config["tta"], progress
+        )
+    validation = validation_logits, validation_labels
 
     evaluation = evaluation_report(task, head_logits, head_labels, logits, labels, validation)
     # The calibrate stage's temperature (fitted on validation), reported on both splits; no
     # decision and no other figure changes.
     bundle = open_bundle(MODEL)
     temperature = bundle.required_calibration()["temperature"]
-    validation_logits, validation_labels = validation
     evaluation["calibration"] = calibration_report(
         task, temperature, {"test": (labels, logits), "validation": (validation_labels, validation_logits)}
     )
     # The same classifier, with its calibration inside (not loaded from its file again).
     deployed = deployed_model(classifier, bundle.calibration, bundle.statistics)
-    evaluation["novelty"] = novelty_report(deployed, bundle.calibration, config["unknown_photos"], batch_size)
+    evaluation["novelty"], novelty = novelty_report(
+        deployed, bundle.calibration, config["unknown_photos"], batch_size
+    )
     write_record("eval", evaluation)
+    splits = {
+        "test": (logits, labels, ids),
+        "validation": (validation_logits, validation_labels, validation_ids),
+    }
+    write_csv(
+        artifacts.MISTAKES_TABLE,
+        mistake_rows(task, temperature, bundle.calibration["novelty"]["threshold"], splits, novelty),
+        MISTAKE_COLUMNS,
+    )
     write_curve_tables(task, (head_logits, head_labels), (logits, labels), temperature)
     rows = prediction_rows(task, logits, labels, ids)
     write_csv(artifacts.PREDICTIONS_TABLE, rows, PREDICTION_COLUMNS)

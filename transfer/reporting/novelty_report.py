@@ -38,7 +38,8 @@ def novelty_of_files(deployed, files, batch_size, progress=None):
 def novelty_report(deployed, calibration, unknown_photos, batch_size):
     """eval.json's `novelty`: the saved threshold's acceptance of the validation and test photos
     and, given photos of none of the classes (evaluate.unknown_photos), the share it rejects
-    and the AUROC of test photos against them."""
+    and the AUROC of test photos against them; and {split: every photo's score} of those two
+    splits, in prepared order."""
     settings = calibration["novelty"]
     threshold = settings["threshold"]
     files = find_images([unknown_photos])
@@ -61,4 +62,4 @@ def novelty_report(deployed, calibration, unknown_photos, batch_size):
         # The probability that an unknown photo scores above a test photo (ties count half).
         labels = np.r_[np.zeros(len(test)), np.ones(len(unknown))]
         report["unknown"]["auroc_against_test"] = roc_auc(labels, np.r_[test, unknown])
-    return report
+    return report, {"test": test, "validation": validation}

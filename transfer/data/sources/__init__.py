@@ -8,6 +8,7 @@ row here, and its own keys in params.yaml's data section (transfer.config.schema
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from transfer.core.errors import PipelineError
 from transfer.data.sources import folder, tfds
@@ -32,6 +33,13 @@ SOURCES = {
         DataSource("folder", folder.prepare, folder.originals, photo_folder=lambda data: data["path"]),
     )
 }
+
+
+def photo_file(data, photo):
+    """The file behind a photo's id (its path relative to data.path), or None for a source that
+    keeps its photos elsewhere (tfds)."""
+    folder = get_source(data["source"]).photo_folder(data)
+    return None if folder is None else Path(folder) / photo
 
 
 def get_source(name):
