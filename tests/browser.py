@@ -1,4 +1,5 @@
-"""Headless Chromium with the network off, for screenshots of pages (Debian's `chromium`).
+"""Headless Chromium with the network off, for screenshots of pages (Debian's `chromium`),
+and driven through Selenium with Debian's `chromium-driver` (no driver download).
 
 Network off: every host name fails to resolve and every proxied request goes to
 a closed port, so a page draws only with what it holds itself. As a script,
@@ -10,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,8 @@ from PIL import Image
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9"]
+# The same, but for a page served from 127.0.0.1 (Chromium never proxies loopback addresses).
+OFFLINE_BUT_LOOPBACK = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", OFFLINE[1]]
 
 
 def browser():
@@ -44,6 +48,32 @@ def screenshot(page, png, width=1000, height=800):
     environment = {**os.environ, "HOME": str(Path(png).resolve().parent)}  # its profile, not the user's
     subprocess.run(command, check=True, capture_output=True, timeout=120, env=environment)
     return png
+
+
+@contextmanager
+def driven_browser(width=1280, height=900):
+    """A Selenium WebDriver on headless Chromium, offline but for pages served from 127.0.0.1."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path = shutil.which("chromedriver")
+    if driver_path is None:
+        raise RuntimeError("no chromedriver: `apt-get install -y chromium-driver` (.ci/run installs it)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser()
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+        *OFFLINE_BUT_LOOPBACK,
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 def coloured_pixels(png):

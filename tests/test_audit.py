@@ -20,8 +20,9 @@ from transfer.audit.duplicates import (
 from transfer.audit.findings import audit, duplicate_rows, label_issue_rows, summary
 from transfer.audit.label_issues import check_auditable, find_label_issues, out_of_sample_probabilities
 from transfer.core.errors import PipelineError
+from transfer.core.io import file_sha256
 from transfer.core.records import read_record
-from transfer.data.exclusions import Exclusions
+from transfer.data.exclusions import Decision, Exclusions, update_exclusions
 from transfer.data.features import extract_all
 from transfer.data.neighbours import nearest_neighbours
 from transfer.data.shards import read_shards
@@ -313,3 +314,31 @@ def test_prepare_with_a_stale_exclusion_is_one_line_and_writes_nothing(tmp_path)
         "error: data/exclusions.csv lists a photo that is not in the dataset: cats/gone.jpg"
     ], result.stderr
     assert sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*")) == before
+
+
+def test_photos_a_person_kept_are_left_out_of_the_lists_until_their_file_changes(tmp_path):
+    root = make_image_folder(tmp_path / "images", per_class=30)
+    red_shapes = (textured(7) * 0.1 + np.array([180, 54, 54])).astype(np.uint8)
+    Image.fromarray(red_shapes).save(root / "cats" / "007.jpg", quality=95)
+    Image.fromarray(red_shapes).resize((77, 58)).save(root / "dogs" / "copy-of-cat.jpg", quality=70)
+    prepared_dir, features_dir = prepare_and_extract(root, tmp_path)
+    copy, original = "dogs/copy-of-cat.jpg", "cats/007.jpg"
+    update_exclusions(
+        {photo: Decision("keep", sha256=file_sha256(root / photo)) for photo in (copy, original)},
+        tmp_path / "exclusions.csv",
+    )
+    exclusions = Exclusions.read(tmp_path / "exclusions.csv")
+
+    def listed(reviewed):
+        result = audit(prepared_dir, features_dir, AUDIT, seed=0, reviewed=reviewed)
+        rows = label_issue_rows(result) + duplicate_rows(result)
+        return {row["path"] for row in rows}, summary(result)["reviewed_not_listed"]
+
+    assert {copy, original} <= listed(set())[0]
+    paths, hidden = listed(exclusions.reviewed(lambda photo: root / photo))
+    assert copy not in paths and original not in paths and hidden == 2
+    # The copy's file changes (the same path, new content): it is flagged again, and its group
+    # with it (not every member is a kept photo any more).
+    Image.fromarray(red_shapes).resize((76, 57)).save(root / copy, quality=70)
+    paths, hidden = listed(exclusions.reviewed(lambda photo: root / photo))
+    assert copy in paths and original in paths

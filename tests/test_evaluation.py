@@ -14,6 +14,7 @@ from transfer.reporting.evaluation import (
     predict_split,
     prediction_rows,
 )
+from transfer.reporting.mistakes import mistake_rows
 
 
 def test_prediction_rows_score_is_the_predicted_class_probability():
@@ -127,3 +128,18 @@ def test_predict_split_with_tta_uses_the_mirror(tmp_path, shared_weights):
     assert np.ptp(plain) > 0.1
     np.testing.assert_allclose(tta, mean_probability_logit(plain, mirrored), rtol=1e-4, atol=1e-5)
     assert not np.allclose(tta, plain, rtol=1e-3, atol=1e-3)
+
+
+def test_mistakes_are_the_wrong_then_the_rejected_photos_with_calibrated_probabilities():
+    logits = np.array([[3.0], [-4.0], [1.0], [-0.5], [2.0]])
+    labels = np.array([0, 1, 0, 0, 1])  # wrong: 0, 1, 2
+    novelty = np.array([0.1, 0.2, 0.9, 0.8, 0.3])  # above 0.5: rejected (2 and 3)
+    splits = {"test": (logits, labels, ["a", "b", "c", "d", "e"])}
+    rows = mistake_rows(BINARY, 2.0, 0.5, splits, {"test": novelty})
+    assert [row["path"] for row in rows] == ["b", "a", "c", "d"]  # most confidently wrong first
+    assert rows[0]["probability"] == pytest.approx(1 - 1 / (1 + np.exp(4.0 / 2.0)), abs=1e-6)  # T = 2
+    assert [row["known"] for row in rows] == [True, True, False, False]
+    assert rows[3] == {
+        "split": "test", "path": "d", "true": "cat", "predicted": "cat",
+        "probability": pytest.approx(1 - 1 / (1 + np.exp(0.25)), abs=1e-6), "known": False, "novelty": 0.8,
+    }  # fmt: skip

@@ -7,10 +7,12 @@ A few hundred of the shared cats and dogs photos, the shared ImageNet weights,
 import csv
 import json
 import math
+import os
 import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import dvc.api
 import numpy as np
@@ -38,6 +40,7 @@ from tests.conftest import (
     set_params,
     stages_run,
 )
+from transfer.core.io import file_sha256
 from transfer.core.records import HEADLINE, read_record
 from transfer.data.images import load_image
 from transfer.data.shards import SPLITS
@@ -685,3 +688,96 @@ def test_the_accuracy_levers_flow_through_the_pipeline(repo):
     assert evaluation["finetuned"]["accuracy"] >= 0.8
     # Trained with augmentation, saved without it: the model export converts is the plain one.
     assert "augmentation" not in [layer.name for layer in load_model(repo / "models" / "model.keras").layers]
+
+
+def review_cards(browser):
+    return browser.find_elements("css selector", "#cards .card")
+
+
+def selected_key(browser):
+    return browser.find_element("css selector", "#cards .card.selected").get_attribute("data-key")
+
+
+def go_to_card(browser, key):
+    """Arrow keys to the card, as a person moves."""
+    from selenium.webdriver.common.keys import Keys
+
+    keys = [card.get_attribute("data-key") for card in review_cards(browser)]
+    body = browser.find_element("tag name", "body")
+    for _ in range(keys.index(key) - keys.index(selected_key(browser))):
+        body.send_keys(Keys.ARROW_RIGHT)
+    assert selected_key(browser) == key
+    return body
+
+
+def test_review_page_relabels_drops_a_duplicate_group_and_undoes_with_the_keyboard(repo, tmp_path):
+    """The real page in Chromium (network off) over this run's real lists: the copied cat in the
+    dogs' folder moved to cats with one key, its duplicate group decided with one key (keep the
+    original, drop the copy), that undone; each step checked in data/exclusions.csv."""
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser import coloured_pixels, driven_browser
+    from tests.review_client import review_server
+    from transfer.data.exclusions import Exclusions
+
+    repo, _ = repo
+    copy, original = f"dogs/{CAT_COPY}", f"cats/{CAT_ORIGINAL}"
+    exclusions = repo / "data" / "exclusions.csv"
+
+    def written():
+        return {photo: (d.action, d.reason) for photo, d in Exclusions.read(exclusions).decisions.items()}
+
+    def wait_for(condition, what):
+        WebDriverWait(browser, 30, poll_frequency=0.1).until(lambda _: condition(), what)
+
+    with review_server(repo) as (address, _), driven_browser() as browser:
+        browser.get(address)
+        wait_for(lambda: browser.find_element("tag name", "body").get_attribute("data-ready"), "page ready")
+        assert browser.find_element("tag name", "body").get_attribute("data-queue") == "labels"
+        # Every photo on screen drawn, from the server (no network otherwise).
+        images = browser.find_elements("css selector", "#cards .card img")[:4]
+        wait_for(
+            lambda: all(
+                browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
+                for image in images
+            ),
+            "photos drawn",
+        )
+        assert "No decision waits for a rerun." in browser.find_element("id", "waiting").text
+
+        go_to_card(browser, copy).send_keys("1")  # class 1: cats
+        wait_for(lambda: written() == {copy: ("cats", "")}, "the copy moved to cats")
+        wait_for(
+            lambda: "1 decision wait" in browser.find_element("id", "waiting").text, "one decision waits"
+        )
+        assert "dvc repro" in browser.find_element("id", "waiting").text
+        shot = tmp_path / "review.png"
+        browser.save_screenshot(str(shot))
+        assert coloured_pixels(shot) > 10_000  # the photos, not a blank page
+        if os.environ.get("REVIEW_SCREENSHOT"):  # the README's picture: docs/review.png
+            browser.save_screenshot(os.environ["REVIEW_SCREENSHOT"])
+
+        browser.find_element("tag name", "body").send_keys(Keys.TAB)  # the next queue: duplicates
+        wait_for(
+            lambda: browser.find_element("tag name", "body").get_attribute("data-queue") == "duplicates",
+            "duplicates",
+        )
+
+        def members(card):
+            return [image.get_attribute("alt") for image in card.find_elements("tag name", "img")]
+
+        group = next(card for card in review_cards(browser) if copy in members(card))
+        members = members(group)
+        assert {copy, original} <= set(members)
+        go_to_card(browser, group.get_attribute("data-key")).send_keys(str(members.index(original) + 1))
+        kept = {
+            original: ("keep", ""),
+            **{photo: ("drop", "duplicate") for photo in members if photo != original},
+        }
+        wait_for(lambda: written() == kept, "the group: the original kept, the rest dropped")
+
+        browser.find_element("tag name", "body").send_keys("u")
+        wait_for(lambda: written() == {copy: ("cats", "")}, "undone: back to the copy moved to cats")
+    photos = Path(yaml.safe_load((repo / "params.yaml").read_text())["data"]["path"])
+    assert read_rows(exclusions)[0]["sha256"] == file_sha256(photos / copy)

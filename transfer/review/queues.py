@@ -23,7 +23,7 @@ def label_cards(rows):
             "facts": [
                 ["given", row["given"]],
                 ["suggested", row["suggested"]],
-                ["out-of-sample probability", row["suggested_probability"]],
+                ["suggested, out of sample", row["suggested_probability"]],
                 ["split", row["split"]],
             ],
         }

@@ -29,7 +29,7 @@ from transfer.review.queues import QUEUES, read_queue
 
 TOKEN_HEADER = "X-Review-Token"
 STATIC = Path(__file__).parent / "static"
-ASSETS = {"review.js": "text/javascript", "review.css": "text/css"}
+ASSETS = {"review.js": "text/javascript", "review.css": "text/css", "icon.svg": "image/svg+xml"}
 # The reasons the page offers for a drop; a script may give any one line.
 REASONS = ("none of the classes", "ambiguous", "duplicate")
 MOST_DECISIONS, LONGEST_REASON = 1000, 200
