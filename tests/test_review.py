@@ -15,7 +15,7 @@ from tests.conftest import jpeg_with_orientation, make_image_folder, new_project
 from tests.review_client import Client, review_server
 from transfer.core.io import file_sha256, read_csv
 from transfer.data.exclusions import Decision, Exclusions
-from transfer.review.server import effective_action
+from transfer.review.decisions import effective_action
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +251,19 @@ def test_a_server_killed_while_writing_leaves_the_file_whole(project):
     assert errors  # the server died under them
     decisions = Exclusions.read(repo / "data" / "exclusions.csv").decisions
     assert set(decisions) <= set(photos) and len(decisions) > 0  # read whole: every line complete
+
+
+def test_before_the_audit_every_queue_says_which_stage_fills_it(server):
+    client, _ = server
+    state = client.json("GET", "/api/state")
+    assert state["classes"] == ["cats", "dogs"] and state["waiting"] == 0
+    assert [(queue["name"], queue["count"]) for queue in state["queues"]] == [
+        ("labels", None), ("duplicates", None), ("outliers", None), ("mistakes", None), ("unknown", None),
+    ]  # fmt: skip
+    queue = client.json("GET", "/api/queues/labels")
+    assert (
+        queue["cards"] == []
+        and queue["missing"] == "metrics/label_issues.csv is not there yet: run `dvc repro audit`"
+    )
+    status, body, _ = client.request("GET", "/api/queues/nothing")
+    assert status == 404 and body.startswith(b"error: no queue 'nothing'")

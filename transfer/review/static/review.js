@@ -33,7 +33,7 @@ function showWaiting(answer) {
   waiting.replaceChildren(
     answer.waiting === 0
       ? "No decision waits for a rerun."
-      : `${answer.waiting} decision${answer.waiting === 1 ? "" : "s"} wait for a rerun: `,
+      : `${answer.waiting} decision${answer.waiting === 1 ? " waits" : "s wait"} for a rerun: `,
   );
   if (answer.waiting > 0) waiting.append(element("code", { textContent: answer.command }), " then ",
     element("code", { textContent: "dvc metrics diff" }));
