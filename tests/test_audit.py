@@ -20,7 +20,7 @@ from transfer.audit.duplicates import (
 from transfer.audit.findings import audit, duplicate_rows, label_issue_rows, summary
 from transfer.audit.label_issues import check_auditable, find_label_issues, out_of_sample_probabilities
 from transfer.core.errors import PipelineError
-from transfer.core.io import file_sha256
+from transfer.core.io import file_sha256, read_csv
 from transfer.core.records import read_record
 from transfer.data.exclusions import Decision, Exclusions, update_exclusions
 from transfer.data.features import extract_all
@@ -342,3 +342,21 @@ def test_photos_a_person_kept_are_left_out_of_the_lists_until_their_file_changes
     Image.fromarray(red_shapes).resize((76, 57)).save(root / copy, quality=70)
     paths, hidden = listed(exclusions.reviewed(lambda photo: root / photo))
     assert copy in paths and original in paths
+
+
+def test_the_audit_stage_reads_the_keep_decisions_of_data_exclusions(tmp_path):
+    root = make_image_folder(tmp_path / "images", per_class=30)
+    red_shapes = (textured(7) * 0.1 + np.array([180, 54, 54])).astype(np.uint8)
+    Image.fromarray(red_shapes).resize((77, 58)).save(root / "dogs" / "copy-of-cat.jpg", quality=70)
+    prepare_and_extract(root, tmp_path)
+    write_params(tmp_path / "params.yaml", data__source="folder", data__path="images")
+    assert run_stage("audit", tmp_path).returncode == 0
+    first = read_csv(tmp_path / "metrics" / "label_issues.csv")[0]["path"]
+    assert first == "dogs/copy-of-cat.jpg"
+    (tmp_path / "data" / "exclusions.csv").write_text(
+        f"path,action,reason,sha256\n{first},keep,,{file_sha256(root / first)}\n"
+    )
+    result = run_stage("audit", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert first not in {row["path"] for row in read_csv(tmp_path / "metrics" / "label_issues.csv")}
+    assert read_record("audit", tmp_path)["reviewed_not_listed"] == 1
