@@ -235,13 +235,19 @@ def prepare_and_extract(root, workdir, per_class=None):
     return workdir / "data" / "prepared", workdir / "data" / "features"
 
 
-def test_audit_finds_a_copied_photo_and_the_wrong_folder(tmp_path):
-    root = make_image_folder(tmp_path / "images", per_class=30)
-    # A red photo with faint shapes in it (pixel noise does not survive a resize), copied,
-    # resized, into the blue class: a near-duplicate and a label error.
+def plant_a_copied_cat(root):
+    """cats/007.jpg, red with faint shapes in it, and its copy resized into the dogs' folder:
+    dogs/copy-of-cat.jpg (a near-duplicate and a label error); returns the pixels."""
     red_shapes = (textured(7) * 0.1 + np.array([180, 54, 54])).astype(np.uint8)
     Image.fromarray(red_shapes).save(root / "cats" / "007.jpg", quality=95)
     Image.fromarray(red_shapes).resize((77, 58)).save(root / "dogs" / "copy-of-cat.jpg", quality=70)
+    return red_shapes
+
+
+def test_audit_finds_a_copied_photo_and_the_wrong_folder(tmp_path):
+    root = make_image_folder(tmp_path / "images", per_class=30)
+    # Faint shapes, not pixel noise: noise does not survive a resize.
+    plant_a_copied_cat(root)
     prepared_dir, features_dir = prepare_and_extract(root, tmp_path)
 
     result = audit(prepared_dir, features_dir, AUDIT, seed=0)
@@ -318,9 +324,7 @@ def test_prepare_with_a_stale_exclusion_is_one_line_and_writes_nothing(tmp_path)
 
 def test_photos_a_person_kept_are_left_out_of_the_lists_until_their_file_changes(tmp_path):
     root = make_image_folder(tmp_path / "images", per_class=30)
-    red_shapes = (textured(7) * 0.1 + np.array([180, 54, 54])).astype(np.uint8)
-    Image.fromarray(red_shapes).save(root / "cats" / "007.jpg", quality=95)
-    Image.fromarray(red_shapes).resize((77, 58)).save(root / "dogs" / "copy-of-cat.jpg", quality=70)
+    red_shapes = plant_a_copied_cat(root)
     prepared_dir, features_dir = prepare_and_extract(root, tmp_path)
     copy, original = "dogs/copy-of-cat.jpg", "cats/007.jpg"
     update_exclusions(
@@ -346,8 +350,7 @@ def test_photos_a_person_kept_are_left_out_of_the_lists_until_their_file_changes
 
 def test_the_audit_stage_reads_the_keep_decisions_of_data_exclusions(tmp_path):
     root = make_image_folder(tmp_path / "images", per_class=30)
-    red_shapes = (textured(7) * 0.1 + np.array([180, 54, 54])).astype(np.uint8)
-    Image.fromarray(red_shapes).resize((77, 58)).save(root / "dogs" / "copy-of-cat.jpg", quality=70)
+    plant_a_copied_cat(root)
     prepare_and_extract(root, tmp_path)
     write_params(tmp_path / "params.yaml", data__source="folder", data__path="images")
     assert run_stage("audit", tmp_path).returncode == 0
