@@ -2,9 +2,13 @@
 what it refuses (token, Host header, paths outside the dataset, malformed requests)."""
 
 import io
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
@@ -16,6 +20,7 @@ from tests.review_client import Client, review_server
 from transfer.core.io import file_sha256, read_csv
 from transfer.data.exclusions import Decision, Exclusions
 from transfer.review.decisions import effective_action
+from transfer.review.photos import prepared_jpeg
 
 
 @pytest.fixture(scope="module")
@@ -267,3 +272,40 @@ def test_before_the_audit_every_queue_says_which_stage_fills_it(server):
     )
     status, body, _ = client.request("GET", "/api/queues/nothing")
     assert status == 404 and body.startswith(b"error: no queue 'nothing'")
+
+
+def review_command(cwd, *arguments):
+    return subprocess.run(
+        [sys.executable, "-m", "transfer", "review", "--no-browser", *arguments],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_outside_a_prepared_project_it_says_what_to_run(tmp_path):
+    result = review_command(tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: no prepared data in {Path('data/prepared')}: run the pipeline first (dvc repro, "
+        "or dvc repro audit for the audit's lists alone)"
+    ]
+
+
+def test_a_port_in_use_is_one_line(server, project):
+    client, _ = server
+    result = review_command(project[0], "--port", str(client.port))
+    assert result.returncode == 2
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"error: cannot listen on 127.0.0.1:{client.port}: Address already in use"
+    )
+
+
+def test_a_source_without_files_shows_the_prepared_pixels(project):
+    repo, _ = project
+    meta = json.loads((repo / "data" / "prepared" / "meta.json").read_text())
+    shard = repo / "data" / "prepared" / meta["splits"]["train"]["shards"][0]
+    image = Image.open(io.BytesIO(prepared_jpeg(shard, 0)))
+    assert image.format == "JPEG" and image.size == (meta["image_size"], meta["image_size"])

@@ -157,7 +157,8 @@ async def serve(port, open_browser):
         try:
             await site.start()
         except OSError as problem:
-            raise PipelineError(f"cannot listen on 127.0.0.1:{port}: {problem.strerror}") from None
+            reason = os.strerror(problem.errno) if problem.errno else problem
+            raise PipelineError(f"cannot listen on 127.0.0.1:{port}: {reason}") from None
         address = f"http://127.0.0.1:{runner.addresses[0][1]}/?token={token}"
         print(f"transfer review: {address}", flush=True)
         print("(Ctrl-C stops it; every decision is already written to data/exclusions.csv)", file=sys.stderr)
