@@ -63,7 +63,8 @@ def data_health(audit):
         f"cross-validated accuracy of a linear head {audit['out_of_sample_accuracy']:.4f}; "
         f"`{artifacts.LABEL_ISSUES_TABLE}`, most likely first).",
         f"- Outliers: {audit['outliers']} (`{artifacts.OUTLIERS_TABLE}`).",
-        "- To drop or relabel photos, list them in `data/exclusions.csv` and run `dvc repro`.",
+        "- To look at them and keep, move or drop each: `transfer review` (it writes `data/exclusions.csv`), "
+        "then `dvc repro`.",
         "",
     ]
 
