@@ -160,6 +160,12 @@ def test_a_malformed_request_is_one_400_line_and_writes_nothing(server, project,
     assert (project[0] / "data" / "exclusions.csv").read_bytes() == before
 
 
+def test_a_photo_request_without_a_path_is_one_400_line(server):
+    client, _ = server
+    status, body, _ = client.request("GET", "/api/photo")
+    assert status == 400 and body == b"error: give the photo as ?path=, its id in the audit's lists\n"
+
+
 def test_decisions_are_lines_of_exclusions_with_the_photos_hash_and_undo_restores_them(server, project):
     repo, photos = project
     client, _ = server

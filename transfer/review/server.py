@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from transfer.core.artifacts import PREPARED
 from transfer.core.errors import PipelineError
 from transfer.review.decisions import REASONS, decide, known_photo, parse_decisions
 from transfer.review.guard import BadRequest, NotFound, add_security_headers, guard
@@ -98,7 +99,7 @@ class Review:
         if file is not None:
             return file_jpeg(file)
         _, _, shard, row = self.project.photos[photo]
-        return prepared_jpeg(self.project.root / "data/prepared" / shard, row)
+        return prepared_jpeg(self.project.root / PREPARED / shard, row)
 
     async def get_decisions(self, request):
         decisions = self.project.decisions()
