@@ -178,7 +178,19 @@ def copy_shared_subset(destination, per_class):
 
 
 # End-to-end runs: the project copied into a new git repository, run by the real DVC.
-STAGES = ["prepare", "extract", "audit", "train_head", "finetune", "calibrate", "evaluate", "export"]
+STAGES = [
+    "prepare",
+    "extract",
+    "audit",
+    "train_head",
+    "finetune",
+    "calibrate",
+    "select",
+    "evaluate",
+    "export",
+]
+# The stages that run on every repro (always_changed): cheap checks whose files the others read.
+ALWAYS_RUN = ("runtime", "pool")
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
@@ -192,9 +204,9 @@ def run(command, cwd, check=True, env=None):
 
 
 def stages_run(output):
-    """The stages a repro ran, in order, bar the runtime stage, which runs on every repro
-    (always_changed; test_a_machine_that_resolves_differently_reruns_what_it_computes)."""
-    return [stage for stage in re.findall(r"Running stage '(\w+)'", output) if stage != "runtime"]
+    """The stages a repro ran, in order, bar those that run on every repro (always_changed;
+    test_a_machine_that_resolves_differently_reruns_what_it_computes)."""
+    return [stage for stage in re.findall(r"Running stage '(\w+)'", output) if stage not in ALWAYS_RUN]
 
 
 def set_params(repo, **changes):

@@ -13,7 +13,7 @@ LAYERS = (
     ("training", "calibration"),
     ("inference",),
     ("reporting", "deploy"),
-    ("audit",),
+    ("audit", "labelling"),
     ("review",),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

@@ -25,6 +25,7 @@ from tests.conftest import (
     LITERT_TOLERANCE,
     PROJECT_ROOT,
     SHARED,
+    SHARED_PHOTOS,
     STAGES,
     assert_apps_run_the_exports_as_predict_does,
     copy_shared_subset,
@@ -628,9 +629,10 @@ def test_a_machine_that_resolves_differently_reruns_what_it_computes(repo):
     # oneDNN off stands in for another machine: what `auto` and the environment resolve to
     # changes, so each computing stage up to the target reruns instead of coming from the run cache.
     other = run(["dvc", "repro", "train_head"], repo, env={"TF_ENABLE_ONEDNN_OPTS": "0"})
-    assert re.findall(r"Running stage '(\w+)'", other.stdout) == ["runtime", "extract", "train_head"]
+    ran = re.findall(r"Running stage '(\w+)'", other.stdout)
+    assert sorted(ran[:2]) == ["pool", "runtime"] and ran[2:] == ["extract", "train_head"]
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    for stage in ("extract", "train_head", "finetune", "calibrate", "evaluate", "export"):
+    for stage in ("extract", "train_head", "finetune", "calibrate", "select", "evaluate", "export"):
         assert "metrics/runtime.json" in {dep["path"] for dep in lock["stages"][stage]["deps"]}, stage
         assert not {"runtime.strategy", "runtime.mixed_precision"} & set(
             lock["stages"][stage].get("params", {}).get("params.yaml", {})
@@ -781,3 +783,48 @@ def test_review_page_relabels_drops_a_duplicate_group_and_undoes_with_the_keyboa
         wait_for(lambda: written() == {copy: ("cats", "")}, "undone: back to the copy moved to cats")
     photos = Path(yaml.safe_load((repo / "params.yaml").read_text())["data"]["path"])
     assert read_rows(exclusions)[0]["sha256"] == file_sha256(photos / copy)
+
+
+def test_a_pool_is_ranked_labelled_through_the_review_and_joins_the_next_run(repo, tmp_path):
+    """Unlabelled photos (cats and dogs the run never saw, and flowers): `dvc repro` ranks them;
+    labels written through the review's JSON endpoint land in data/labels.csv; the next
+    `dvc repro` reruns from prepare, whose record counts the new photos."""
+    from tests.review_client import Client, review_server
+
+    repo, _ = repo
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for class_name, prefix in (("cats", "cat"), ("dogs", "dog")):
+        for index in range(1000, 1012):
+            source = SHARED_PHOTOS / "train" / class_name / f"{prefix}.{index}.jpg"
+            (pool / source.name).write_bytes(source.read_bytes())
+    for path in flower_photos()[:4]:
+        (pool / f"flower-{path.name}").write_bytes(path.read_bytes())
+    set_params(repo, data__unlabeled=str(pool), select__batch=10)
+    ranked = run(["dvc", "repro", "select"], repo)
+    assert stages_run(ranked.stdout) == ["prepare", "select"]  # the prepared photos unchanged
+    to_label = read_rows(repo / "metrics" / "to_label.csv")
+    assert len(to_label) == 10 and [int(row["rank"]) for row in to_label] == list(range(1, 11))
+    unknown = read_rows(repo / "metrics" / "to_label_unknown.csv")
+    assert {row["path"] for row in to_label}.isdisjoint(row["path"] for row in unknown)
+    assert read_record("select", repo)["pool"] == 28
+
+    truth = {row["path"]: "cats" if row["path"].startswith("cat.") else "dogs" for row in to_label}
+    labelled = [path for path in truth if not path.startswith("flower-")][:6]
+    with review_server(repo) as (address, _):
+        client = Client(address)
+        cards = client.json("GET", "/api/queues/to_label")["cards"]
+        assert [card["key"] for card in cards] == [f"pool:{row['path']}" for row in to_label]
+        decisions = [{"path": f"pool:{path}", "action": truth[path]} for path in labelled]
+        answer = client.json("POST", "/api/decisions", {"decisions": decisions})
+        assert answer["waiting"] == 6
+    assert read_rows(repo / "data" / "labels.csv") == [
+        {"path": path, "class": truth[path]} for path in labelled
+    ]
+
+    before = read_record("prepare", repo)
+    rerun = run(["dvc", "repro", "evaluate"], repo)
+    assert stages_run(rerun.stdout)[:2] == ["prepare", "extract"]
+    after = read_record("prepare", repo)
+    totals = [sum(record[split]["total"] for split in SPLITS) for record in (before, after)]
+    assert totals[1] == totals[0] + 6

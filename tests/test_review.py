@@ -270,6 +270,7 @@ def test_before_the_audit_every_queue_says_which_stage_fills_it(server):
     assert state["classes"] == ["cats", "dogs"] and state["waiting"] == 0
     assert [(queue["name"], queue["count"]) for queue in state["queues"]] == [
         ("labels", None), ("duplicates", None), ("outliers", None), ("mistakes", None), ("unknown", None),
+        ("to_label", None),
     ]  # fmt: skip
     queue = client.json("GET", "/api/queues/labels")
     assert (

@@ -72,6 +72,11 @@ def validate(params):
                 f"params.yaml: {section}.warmup_epochs = {values['warmup_epochs']} is invalid: "
                 f"must be below {section}.epochs ({values['epochs']})"
             )
+    if params["data"]["unlabeled"] != "none" and params["data"]["source"] != "folder":
+        raise PipelineError(
+            "params.yaml: data.unlabeled (a pool of unlabelled photos) needs data.source folder: "
+            "its labelled photos join data.path's"
+        )
     # What the stages that build a network need of the model section, checked here so the first
     # stage of a run refuses it, not extract after prepare has run.
     check_model_params(params)

@@ -22,6 +22,8 @@ SCHEDULES = ("constant", "cosine")
 CLASS_WEIGHTS = ("none", "balanced")
 # The novelty methods, each a module transfer.calibration.novelty.<name> (its registry reads this).
 NOVELTY_METHODS = ("knn", "mahalanobis", "max_probability")
+# What to label next (transfer.labelling.strategies, whose registry holds these names).
+SELECT_STRATEGIES = ("auto", "random", "typical", "margin", "diverse")
 
 
 def _positive_int(value):
@@ -116,6 +118,10 @@ SCHEMA = {
         image_size=((_positive_int, "a positive integer, at least the backbone's minimum"), 100),
         split=((_split, "three positive fractions (train, validation, test) summing to 1"), [0.8, 0.1, 0.1]),
         seed=((_non_negative_int, "an integer >= 0"), 42),
+        unlabeled=(
+            (_non_empty_string, "none, or a folder of unlabelled photos (a folder source's pool)"),
+            "none",
+        ),
     ),
     "model": _section(
         # Checked against the registry by transfer.models.backbones.check_params, part of validate.
@@ -177,6 +183,11 @@ SCHEMA = {
         unknown_photos=((_non_empty_string, "a folder path"), "data/unknown"),
     ),
     "export": _section(calibration_images=(INT, 200), latency_images=(INT, 50)),
+    "select": _section(
+        strategy=(_one_of(SELECT_STRATEGIES), "auto"),
+        batch=(INT, 100),
+        batch_size=(INT, 64),
+    ),
     "runtime": _section(
         strategy=(_one_of(STRATEGIES), "auto"),
         mixed_precision=(_one_of(PRECISIONS), "auto"),

@@ -5,6 +5,7 @@ when complete; rename is atomic on one file system.
 """
 
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -79,3 +80,16 @@ def file_sha256(path):
         for block in iter(lambda: file.read(2**20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextmanager
+def locked_folder(folder):
+    """An exclusive lock on a folder, held while a file in it is read and rewritten: two writers
+    (two `transfer review` servers, say) take turns. On the folder, not the file, because each
+    write replaces the file (a new inode), and no lock file is created."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)

@@ -15,15 +15,13 @@ path). The shipped file has the header only: it changes nothing.
 """
 
 import csv
-import fcntl
 import io
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from transfer.core.errors import PipelineError
-from transfer.core.io import file_sha256, write_text
+from transfer.core.io import file_sha256, locked_folder, write_text
 
 EXCLUSIONS = "data/exclusions.csv"
 COLUMNS = ("path", "action", "reason", "sha256")
@@ -166,19 +164,6 @@ def csv_text(decisions):
     writer.writeheader()
     writer.writerows(decision.row(photo) for photo, decision in decisions.items())
     return buffer.getvalue()
-
-
-@contextmanager
-def locked_folder(folder):
-    """An exclusive lock on the folder that holds the file, held while reading and rewriting it:
-    two writers (two `transfer review` servers, say) take turns. The lock is on the folder, not
-    the file, because each write replaces the file (a new inode) and no other file is created."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
 
 
 def update_exclusions(changes, path=EXCLUSIONS):

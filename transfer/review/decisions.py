@@ -4,6 +4,7 @@ writes to data/exclusions.csv."""
 import json
 
 from transfer.data.exclusions import DROP, KEEP, Decision, update_exclusions
+from transfer.data.pool import ID_PREFIX, update_labels
 from transfer.review.guard import BadRequest, NotFound
 
 # The reasons the page offers for a drop; a script may give any one line.
@@ -13,8 +14,9 @@ FIELDS = {"path", "action", "reason"}
 
 
 def known_photo(project, photo):
-    """The photo's id if it is one of the prepared photos: looked up, never joined to a path."""
-    if not isinstance(photo, str) or photo not in project.photos:
+    """The photo's id if it is a prepared photo or a listed pool photo: looked up, never joined
+    to a path."""
+    if not isinstance(photo, str) or not project.is_photo(photo):
         raise NotFound(f"not a photo of this dataset: {str(photo)[:200]!r}")
     return photo
 
@@ -28,12 +30,17 @@ def parse_decisions(project, body, key):
     items = wanted.get(key) if isinstance(wanted, dict) else None
     if not isinstance(items, list) or not 0 < len(items) <= MOST_DECISIONS:
         raise BadRequest(f'the body must be {{"{key}": [1 to {MOST_DECISIONS} objects]}}')
-    choices = (DROP, KEEP, *project.class_names)
     changes = {}
     for item in items:
         if not isinstance(item, dict) or not {"path", "action"} <= set(item) <= FIELDS:
             raise BadRequest('each decision is {"path": ..., "action": ..., "reason": ...}')
         photo, action, reason = known_photo(project, item["path"]), item["action"], item.get("reason", "")
+        # A pool photo gets a class, or drop (none of the classes); there is nothing to keep.
+        choices = (
+            (DROP, *project.class_names)
+            if project.is_unlabelled(photo)
+            else (DROP, KEEP, *project.class_names)
+        )
         if action is not None and action not in choices:
             raise BadRequest(
                 f"action must be one of {', '.join(choices)} or null (no decision): {action!r}"[:300]
@@ -56,9 +63,27 @@ def effective_action(requested, current, shown_class):
 
 
 def decide(project, changes, undo=False):
-    """Write the decisions with each photo's content hash; returns (written, previous), each
+    """Write the decisions: a pool photo's class to data/labels.csv, any other to
+    data/exclusions.csv with the photo's content hash. Returns (written, previous), each
     {photo: Decision or None}. undo: write each line as given (an earlier answer's `previous`).
-    Blocks on the folder lock and the rewrite: the server runs it in a thread."""
+    Blocks on the folder locks and the rewrites: the server runs it in a thread."""
+    labels = {photo: change for photo, change in changes.items() if project.is_unlabelled(photo)}
+    written, previous = {}, {}
+    if labels:
+        before = update_labels(
+            {photo[len(ID_PREFIX) :]: action for photo, (action, _) in labels.items()}, project.labels
+        )
+        written |= {photo: action and Decision(action) for photo, (action, _) in labels.items()}
+        previous |= {ID_PREFIX + path: label and Decision(label) for path, label in before.items()}
+    others = {photo: change for photo, change in changes.items() if photo not in labels}
+    if others:
+        more_written, more_previous = decide_exclusions(project, others, undo)
+        written |= more_written
+        previous |= more_previous
+    return written, previous
+
+
+def decide_exclusions(project, changes, undo):
     current = project.decisions()
     written = {}
     for photo, (action, reason) in changes.items():

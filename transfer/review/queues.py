@@ -8,6 +8,7 @@ from pathlib import Path
 
 from transfer.core import artifacts
 from transfer.core.io import read_csv
+from transfer.data.pool import pool_id
 
 
 def photo(row, class_column):
@@ -90,6 +91,24 @@ def unknown_cards(rows):
     return [model_card(row) for row in sorted(rejected, key=lambda row: -float(row["novelty"]))]
 
 
+def to_label_cards(rows):
+    """The select stage's batch: a pool photo each, its suggested class preselected."""
+    return [
+        {
+            "key": pool_id(row["path"]),
+            "pool": True,
+            "photos": [{"path": pool_id(row["path"]), "split": "pool", "class": "unlabelled"}],
+            "suggested": row["suggested"],
+            "facts": [
+                ["suggested", row["suggested"]],
+                ["calibrated probability", row["probability"]],
+                ["why", row["why"]],
+            ],
+        }
+        for row in rows
+    ]
+
+
 @dataclass(frozen=True)
 class Queue:
     name: str
@@ -111,6 +130,7 @@ QUEUES = {
         Queue(
             "unknown", "Rejected as none of the classes", artifacts.MISTAKES_TABLE, "evaluate", unknown_cards
         ),
+        Queue("to_label", "To label", artifacts.TO_LABEL_TABLE, "select", to_label_cards),
     )
 }
 
@@ -119,6 +139,11 @@ def read_queue(queue, root="."):
     """The queue's cards, or None when its stage has not run here yet."""
     table = Path(root) / queue.table
     return queue.cards(read_csv(table)) if table.is_file() else None
+
+
+def listed_pool_photos(root="."):
+    """The pool photos the to-label queue lists (the only pool photos the review serves)."""
+    return {card["key"] for card in read_queue(QUEUES["to_label"], root) or ()}
 
 
 def flagged_photos(root="."):

@@ -8,7 +8,6 @@ row here, and its own keys in params.yaml's data section (transfer.config.schema
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from transfer.core.errors import PipelineError
 from transfer.data.sources import folder, tfds
@@ -24,22 +23,29 @@ class DataSource:
     originals: Callable
     # photo_folder(data) -> the folder photo paths are relative to (data/exclusions.csv), or None.
     photo_folder: Callable = lambda data: None
+    # file_of(data, id) -> the file behind a prepared photo, or None for a source without files.
+    file_of: Callable = lambda data, photo_id: None
 
 
 SOURCES = {
     source.name: source
     for source in (
         DataSource("tfds", tfds.prepare, tfds.originals),
-        DataSource("folder", folder.prepare, folder.originals, photo_folder=lambda data: data["path"]),
+        DataSource(
+            "folder",
+            folder.prepare,
+            folder.originals,
+            photo_folder=lambda data: data["path"],
+            file_of=folder.file_of,
+        ),
     )
 }
 
 
 def photo_file(data, photo):
-    """The file behind a photo's id (its path relative to data.path), or None for a source that
-    keeps its photos elsewhere (tfds)."""
-    folder = get_source(data["source"]).photo_folder(data)
-    return None if folder is None else Path(folder) / photo
+    """The file behind a prepared photo's id, or None for a source that keeps its photos
+    elsewhere (tfds)."""
+    return get_source(data["source"]).file_of(data, photo)
 
 
 def get_source(name):

@@ -10,6 +10,7 @@ from transfer.core.errors import PipelineError
 from transfer.core.progress import Progress
 from transfer.data.exclusions import Exclusions
 from transfer.data.images import try_load_image
+from transfer.data.pool import is_pool_id, labelled_photos, pool_file
 from transfer.data.shards import SPLITS, PreparedWriter, check_class_counts
 
 
@@ -63,15 +64,8 @@ def list_folder(root):
     return images, skipped
 
 
-DECODE_WINDOW = 256  # files decoded ahead of the writer
-
-
-def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None, exclusions=None):
-    """Split and resize a folder-per-class image tree; returns (counts, skipped).
-
-    exclusions: a transfer.data.exclusions.Exclusions (photos dropped or moved to another class)."""
-    root = Path(root)
-    candidates, skipped = list_folder(root)
+def class_folders(candidates, root):
+    """The class names, sorted: two or more, no two that differ only in case."""
     class_names = sorted({class_name for _, class_name in candidates})
     if len(class_names) < 2:
         raise PipelineError(
@@ -84,6 +78,27 @@ def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None, exc
             raise PipelineError(
                 f"class folders {' and '.join(twins)} differ only in case: merge or rename them"
             )
+    return class_names
+
+
+DECODE_WINDOW = 256  # files decoded ahead of the writer
+
+
+def prepare_folder(
+    root, out_dir, image_size, fractions, seed, workers=None, exclusions=None, labelled_of=lambda names: []
+):
+    """Split and resize a folder-per-class image tree; returns (counts, skipped).
+
+    exclusions: a transfer.data.exclusions.Exclusions (photos dropped or moved to another class).
+    labelled_of(class names) -> [(id, class, file)]: photos from elsewhere that join the
+    dataset (the pool's labelled photos: transfer.data.pool), split by their id as any photo."""
+    root = Path(root)
+    candidates, skipped = list_folder(root)
+    class_names = class_folders(candidates, root)
+    files = {}
+    for photo_id, class_name, file in labelled_of(class_names):
+        candidates.append((photo_id, class_name))
+        files[photo_id] = file
     # Within each split, order by the hash: classes end up interleaved, so a
     # shuffle buffer smaller than the split still mixes them.
     keyed = sorted((split_key(path, seed), path, class_name) for path, class_name in candidates)
@@ -100,7 +115,7 @@ def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None, exc
     check_class_counts(planned)
 
     def load(item):
-        image, error = try_load_image(root / item[1], image_size)
+        image, error = try_load_image(files.get(item[1], root / item[1]), image_size)
         return item, image, None if error is None else f"unreadable: {error}"
 
     writer = PreparedWriter(out_dir, image_size, class_names, source=f"folder:{root}")
@@ -126,17 +141,28 @@ def prepare_folder(root, out_dir, image_size, fractions, seed, workers=None, exc
 
 
 def prepare(data, out_dir, exclusions):
-    """The folder source's row of transfer.data.sources: data.path's class folders."""
+    """The folder source's row of transfer.data.sources: data.path's class folders, and the
+    pool's labelled photos (data/labels.csv)."""
     return prepare_folder(
-        data["path"], out_dir, data["image_size"], data["split"], data["seed"], exclusions=exclusions
+        data["path"],
+        out_dir,
+        data["image_size"],
+        data["split"],
+        data["seed"],
+        exclusions=exclusions,
+        labelled_of=lambda class_names: labelled_photos(data, class_names),
     )
 
 
+def file_of(data, photo_id):
+    """The file behind a prepared photo: data.path/<id>, or a labelled pool photo's file."""
+    return pool_file(data, photo_id) if is_pool_id(photo_id) else Path(data["path"]) / photo_id
+
+
 def originals(data, ids):
-    """The bytes of the files data.path/<id>, in order."""
-    root = Path(data["path"])
+    """The bytes of each prepared photo's file, in order."""
     for image_id in ids:
-        path = root / image_id
+        path = file_of(data, image_id)
         if not path.is_file():
             raise PipelineError(f"{path} is in data/prepared but no longer in data.path (run dvc repro)")
         yield path.read_bytes()

@@ -53,11 +53,14 @@ function showQueues() {
     ...page.state.classes.map((name) => element("li", { textContent: name })));
 }
 
-function decisionText(decision) {
+function decisionText(decision, pool = false) {
   if (!decision) return ["", ""];
   if (decision.action === "keep") return ["kept", "keep"];
-  if (decision.action === "drop") return [`dropped${decision.reason ? ` (${decision.reason})` : ""}`, "drop"];
-  return [`moved to ${decision.action}`, "relabel"];
+  if (decision.action === "drop") {
+    if (pool) return ["none of the classes", "drop"];
+    return [`dropped${decision.reason ? ` (${decision.reason})` : ""}`, "drop"];
+  }
+  return [`${pool ? "labelled" : "moved to"} ${decision.action}`, "relabel"];
 }
 
 function photoUrl(path) {
@@ -72,7 +75,7 @@ function actionButton(label, decide) {
 
 function renderCard(card, index) {
   const figures = card.photos.map((photo, number) => {
-    const [text, kind] = decisionText(photo.decision);
+    const [text, kind] = decisionText(photo.decision, card.pool);
     const caption = element("figcaption", {},
       `${card.group ? `${number + 1} · ` : ""}${photo.class} · ${photo.split}`,
       element("div", { className: `decision ${kind}`, textContent: text }));
@@ -86,6 +89,10 @@ function renderCard(card, index) {
   if (card.group) {
     card.photos.forEach((_, number) => actions.append(actionButton(`keep ${number + 1}, drop the rest`, () => decideOn(index, String(number + 1)))));
     actions.append(actionButton("keep all", () => decideOn(index, "k")));
+  } else if (card.pool) {
+    actions.append(actionButton(`accept: ${card.suggested}`, () => decideOn(index, "s")),
+      actionButton("none of the classes", () => decideOn(index, "n")));
+    page.state.classes.forEach((name, number) => actions.append(actionButton(`${number + 1} ${name}`, () => decideOn(index, String(number + 1)))));
   } else {
     actions.append(actionButton("keep", () => decideOn(index, "k")), actionButton("drop", () => decideOn(index, "d")),
       actionButton("none of the classes", () => decideOn(index, "n")), actionButton("ambiguous", () => decideOn(index, "a")));
@@ -128,6 +135,12 @@ function decisionsFor(card, key) {
     return null;
   }
   const [path] = paths;
+  if (card.pool) {  // a photo to label: a class, or none of them (drop); nothing to keep
+    if ((key === "s" || key === "Enter") && card.suggested) return [{ path, action: card.suggested }];
+    if (key === "n" || key === "d") return [{ path, action: "drop" }];
+    if (number >= 1 && number <= classes.length) return [{ path, action: classes[number - 1] }];
+    return null;
+  }
   const drops = { d: "", n: "none of the classes", a: "ambiguous" };
   if (key === "k") return [{ path, action: "keep" }];
   if (key in drops) return [{ path, action: "drop", reason: drops[key] }];
@@ -154,7 +167,9 @@ async function decideOn(index, key) {
     page.undo.push({ previous: answer.previous, index });
     remember(answer.written);
     showWaiting(answer);
-    say(`${decisions.length === 1 ? decisions[0].path : `${decisions.length} photos`}: ${decisionText(answer.written[0].action ? answer.written[0] : null)[0] || "no decision"}`);
+    const first = answer.written[0];
+    const text = decisionText(first.action ? first : null, page.cards[index].pool)[0] || "no decision";
+    say(`${decisions.length === 1 ? decisions[0].path : `${decisions.length} photos`}: ${text}`);
     select(index + 1);
   } catch (error) {
     say(error.message);
