@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, make_repo, measurement_stamp
+from common import add_weights_argument, folder_repo, measurement_stamp
 
 from transfer.data.features import load_features
 from transfer.data.shards import SPLITS
@@ -33,13 +33,7 @@ WITHIN = 0.01  # "within 1 point" of the accuracy with every label
 
 
 def pipeline_features(work, photos, weights, image_size):
-    params = {
-        "data.source": "folder",
-        "data.path": str(photos),
-        "model.weights": str(weights),
-        "data.image_size": image_size,
-    }
-    repo = make_repo(work / "repo", params)
+    repo = folder_repo(work / "repo", photos, weights, **{"data.image_size": image_size})
     for stage in ("runtime", "prepare", "extract"):
         subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=repo, check=True, capture_output=True)
     parts = [load_features(repo / "data" / "features", split) for split in SPLITS]
@@ -162,10 +156,7 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--photos", required=True)
-    parser.add_argument(
-        "--weights",
-        default=str(ROOT.parent / "shared" / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.h5"),
-    )
+    add_weights_argument(parser)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch", type=int, default=50)

@@ -39,6 +39,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import add_weights_argument, folder_repo  # noqa: E402
+
 from tests.conftest import copy_project, set_params  # noqa: E402
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -195,11 +197,8 @@ def scripted_review(repo, moved):
 
 
 def review_loop(work, source, weights, seed):
-    from common import make_repo
-
     def project(name, photos):
-        params = {"data.source": "folder", "data.path": str(photos), "model.weights": str(weights), **PX160}
-        return make_repo(work / name, params)
+        return folder_repo(work / name, photos, weights, **PX160)
 
     clean_accuracy, clean_predicted = pipeline_run(project("clean-160", source))
     noisy = copy_tree(source, work / "review-photos")
@@ -231,10 +230,7 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--photos", required=True)
-    parser.add_argument(
-        "--weights",
-        default=str(ROOT.parent / "shared" / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.h5"),
-    )
+    add_weights_argument(parser)
     parser.add_argument("--image-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", help="work in this folder and keep it (the three repos and photo copies)")

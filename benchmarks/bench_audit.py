@@ -9,7 +9,7 @@ import json
 import sys
 
 from bench_scale import make_larger_set
-from common import make_repo, peak_rss_mb, run_process
+from common import folder_repo, peak_rss_mb, run_process
 
 from transfer.core.records import read_record
 
@@ -20,10 +20,7 @@ def bench_audit(work, photos, weights, factors=AUDIT_FACTORS):
     results = {}
     for factor in factors:
         folder = photos if factor == 1 else make_larger_set(photos, work / f"audit-photos{factor}x", factor)
-        repo = make_repo(
-            work / f"audit-{factor}x",
-            {"data.source": "folder", "data.path": str(folder), "model.weights": str(weights)},
-        )
+        repo = folder_repo(work / f"audit-{factor}x", folder, weights)
         for stage in ("runtime", "prepare", "extract"):  # what the audit reads, not timed
             run_process([sys.executable, "-m", f"stages.{stage}"], repo)
         seconds, peak = peak_rss_mb([sys.executable, "-m", "stages.audit"], repo)

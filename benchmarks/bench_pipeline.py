@@ -2,21 +2,14 @@
 
 import sys
 
-from common import ROOT, make_repo, run_process
+from common import ROOT, folder_repo, run_process
 
 from transfer.core.records import read_record
 
 
 def bench_pipeline(work, photos, weights, run_tutorial, size=160, epochs=10):
-    params = {
-        "data.source": "folder",
-        "data.path": str(photos),
-        "model.weights": str(weights),
-        "data.image_size": size,
-        "train_head.epochs": epochs,
-        "finetune.epochs": epochs,
-    }
-    repo = make_repo(work / "pipeline", params)
+    more = {"data.image_size": size, "train_head.epochs": epochs, "finetune.epochs": epochs}
+    repo = folder_repo(work / "pipeline", photos, weights, **more)
     seconds, output = run_process(["dvc", "repro"], repo)
     stage_lines = [line for line in output.splitlines() if line.startswith("Running stage")]
     result = {"pipeline_s": seconds, "stages": len(stage_lines)}

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, make_repo, measurement_stamp, run_process
+from common import ROOT, add_weights_argument, folder_repo, measurement_stamp, run_process
 
 sys.path.insert(0, str(ROOT))
 from tests.browser import driven_browser  # noqa: E402
@@ -60,20 +60,13 @@ def main():
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--photos", help="a folder of class folders: make a project on it and run dvc repro")
     where.add_argument("--project", help="a project where `dvc repro` has run")
-    parser.add_argument(
-        "--weights",
-        default=str(ROOT.parent / "shared" / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.h5"),
-    )
+    add_weights_argument(parser)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
         if args.photos:
-            params = {
-                "data.source": "folder",
-                "data.path": str(Path(args.photos).resolve()),
-                "model.weights": str(Path(args.weights).resolve()),
-            }
-            project = make_repo(Path(temporary) / "repo", params)
+            photos, weights = Path(args.photos).resolve(), Path(args.weights).resolve()
+            project = folder_repo(Path(temporary) / "repo", photos, weights)
             run_process(["dvc", "repro"], project)
         else:
             project = Path(args.project).resolve()

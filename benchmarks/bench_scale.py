@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import STAGES, make_repo, peak_rss_mb, run_process
+from common import STAGES, folder_repo, peak_rss_mb, run_process
 from PIL import Image, ImageOps
 
 
@@ -52,10 +52,7 @@ def bench_scale(work, photos, weights, factors=SCALE_FACTORS):
     results = {}
     for factor in factors:
         folder = photos if factor == 1 else make_larger_set(photos, work / f"photos{factor}x", factor)
-        repo = make_repo(
-            work / f"scale-{factor}x",
-            {"data.source": "folder", "data.path": str(folder), "model.weights": str(weights)},
-        )
+        repo = folder_repo(work / f"scale-{factor}x", folder, weights)
         results[f"x{factor}"] = {"photos": sum(1 for _ in Path(folder).rglob("*.jpg"))}
         run_process([sys.executable, "-m", "stages.runtime"], repo)  # what the stages check on start
         for stage in STAGES:

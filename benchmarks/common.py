@@ -66,6 +66,21 @@ def make_repo(directory, params):
     return repo
 
 
+SHARED_WEIGHTS = ROOT.parent / "shared" / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.h5"
+
+
+def folder_repo(directory, photos, weights, **params):
+    """make_repo on a folder of photos with local weights; params: more ("section.key": value)."""
+    base = {"data.source": "folder", "data.path": str(photos), "model.weights": str(weights)}
+    return make_repo(directory, {**base, **params})
+
+
+def add_weights_argument(parser):
+    parser.add_argument(
+        "--weights", default=str(SHARED_WEIGHTS), help="the backbone's .h5 (default: ../shared's)"
+    )
+
+
 def measurement_stamp():
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     dirty = subprocess.run(

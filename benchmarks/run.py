@@ -46,7 +46,7 @@ from bench_head import bench_head
 from bench_litert import bench_litert
 from bench_pipeline import bench_pipeline
 from bench_scale import SCALE_FACTORS, bench_scale
-from common import ROOT, STAGES, make_repo, measurement_stamp
+from common import ROOT, STAGES, add_weights_argument, folder_repo, measurement_stamp
 
 SECTIONS = ("extract", "finetune", "backbones", "head", "litert", "scale", "audit", "pipeline")
 
@@ -100,10 +100,7 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--photos", default=str(ROOT.parent / "shared" / "data" / "cats_and_dogs_filtered"))
-    parser.add_argument(
-        "--weights",
-        default=str(ROOT.parent / "shared" / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.h5"),
-    )
+    add_weights_argument(parser)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--skip",
@@ -147,13 +144,7 @@ def main():
                 work, photos, repeats, per_class, backbone_size, sizes.backbones
             )
         if "head" not in skip:
-            params = {
-                "data.source": "folder",
-                "data.path": str(photos),
-                "model.weights": str(weights),
-                "data.image_size": size,
-            }
-            repo = make_repo(work / "head", params)
+            repo = folder_repo(work / "head", photos, weights, **{"data.image_size": size})
             results["head"] = bench_head(repo, photos, weights, size, repeats, sizes.head_epochs)
             print("head", json.dumps(results["head"]), flush=True)
         if "litert" not in skip:
