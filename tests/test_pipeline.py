@@ -789,6 +789,9 @@ def test_a_pool_is_ranked_labelled_through_the_review_and_joins_the_next_run(rep
     """Unlabelled photos (cats and dogs the run never saw, and flowers): `dvc repro` ranks them;
     labels written through the review's JSON endpoint land in data/labels.csv; the next
     `dvc repro` reruns from prepare, whose record counts the new photos."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser import driven_browser
     from tests.review_client import Client, review_server
 
     repo, _ = repo
@@ -815,6 +818,27 @@ def test_a_pool_is_ranked_labelled_through_the_review_and_joins_the_next_run(rep
         client = Client(address)
         cards = client.json("GET", "/api/queues/to_label")["cards"]
         assert [card["key"] for card in cards] == [f"pool:{row['path']}" for row in to_label]
+        # On the page, with the keyboard: the first card labelled (a flower: none of the classes), undone.
+        first = to_label[0]["path"]
+        key, written = (
+            ("n", "drop")
+            if first.startswith("flower-")
+            else ({"cats": "1", "dogs": "2"}[truth[first]], truth[first])
+        )
+        with driven_browser() as browser:
+            browser.get(address)
+            wait = WebDriverWait(browser, 30, poll_frequency=0.1)
+            wait.until(lambda _: browser.find_element("tag name", "body").get_attribute("data-ready"))
+            browser.find_element("css selector", 'nav button[data-queue="to_label"]').click()
+            wait.until(
+                lambda _: browser.find_element("tag name", "body").get_attribute("data-queue") == "to_label"
+            )
+            browser.find_element("tag name", "body").send_keys(key)
+            wait.until(
+                lambda _: read_rows(repo / "data" / "labels.csv") == [{"path": first, "class": written}]
+            )
+            browser.find_element("tag name", "body").send_keys("u")
+            wait.until(lambda _: read_rows(repo / "data" / "labels.csv") == [])
         decisions = [{"path": f"pool:{path}", "action": truth[path]} for path in labelled]
         answer = client.json("POST", "/api/decisions", {"decisions": decisions})
         assert answer["waiting"] == 6
