@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import STAGES, folder_repo, peak_rss_mb, run_process
+from common import STAGE_MODULES, STAGES, folder_repo, peak_rss_mb, run_process
 from PIL import Image, ImageOps
 
 
@@ -54,9 +54,10 @@ def bench_scale(work, photos, weights, factors=SCALE_FACTORS):
         folder = photos if factor == 1 else make_larger_set(photos, work / f"photos{factor}x", factor)
         repo = folder_repo(work / f"scale-{factor}x", folder, weights)
         results[f"x{factor}"] = {"photos": sum(1 for _ in Path(folder).rglob("*.jpg"))}
-        run_process([sys.executable, "-m", "stages.runtime"], repo)  # what the stages check on start
+        for stage in ("runtime", "pool"):  # what the stages check on start, and read
+            run_process([sys.executable, "-m", f"stages.{stage}"], repo)
         for stage in STAGES:
-            seconds, peak = peak_rss_mb([sys.executable, "-m", f"stages.{stage}"], repo)
+            seconds, peak = peak_rss_mb([sys.executable, "-m", STAGE_MODULES[stage]], repo)
             results[f"x{factor}"][stage] = {"peak_rss_mb": round(peak, 1), "seconds": round(seconds, 1)}
         print("scale", factor, json.dumps(results[f"x{factor}"]), flush=True)
     one = results["x1"]

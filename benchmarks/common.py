@@ -14,8 +14,11 @@ sys.path.insert(0, str(ROOT))
 
 import transfer  # noqa: E402, F401  (TensorFlow environment defaults)
 
-# The stages after `runtime` (which the others check on start), in dvc.yaml's order.
-STAGES = [name for name in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"] if name != "runtime"]
+DVC_STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+# The stages after `runtime` and `pool` (which run on every repro), in dvc.yaml's order, and
+# the module each runs (`python -m MODULE`).
+STAGES = [name for name, stage in DVC_STAGES.items() if not stage.get("always_changed")]
+STAGE_MODULES = {name: stage["cmd"].split()[-1] for name, stage in DVC_STAGES.items()}
 
 
 def median_rate(count, seconds):
