@@ -93,3 +93,22 @@ def locked_folder(folder):
         yield
     finally:
         os.close(descriptor)
+
+
+def update_mapping_file(path, changes, read, text):
+    """Apply {key: value, or None to remove it} to the mapping read(path) gives, under the
+    folder's lock, and write text(mapping) back by one atomic rename; returns the changed keys'
+    values before (None: absent), what undoing writes back. data/exclusions.csv and
+    data/labels.csv are updated so."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked_folder(path.parent):
+        mapping = read(path)
+        previous = {key: mapping.get(key) for key in changes}
+        for key, value in changes.items():
+            if value is None:
+                mapping.pop(key, None)
+            else:
+                mapping[key] = value
+        write_text(path, text(mapping))
+    return previous

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transfer.core.errors import PipelineError
-from transfer.core.io import file_sha256, locked_folder, write_text
+from transfer.core.io import file_sha256, update_mapping_file
 
 EXCLUSIONS = "data/exclusions.csv"
 COLUMNS = ("path", "action", "reason", "sha256")
@@ -170,15 +170,4 @@ def update_exclusions(changes, path=EXCLUSIONS):
     """Apply {photo: Decision, or None to remove its line} to the file at once, and return what
     those photos' lines were before (the same form: what undoing writes back). The file is
     replaced atomically, so a reader (or a kill) sees the old file or the new one, whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked_folder(path.parent):
-        decisions = Exclusions.read(path).decisions
-        previous = {photo: decisions.get(photo) for photo in changes}
-        for photo, decision in changes.items():
-            if decision is None:
-                decisions.pop(photo, None)
-            else:
-                decisions[photo] = decision
-        write_text(path, csv_text(decisions))
-    return previous
+    return update_mapping_file(path, changes, lambda file: Exclusions.read(file).decisions, csv_text)

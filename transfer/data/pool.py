@@ -16,7 +16,7 @@ import io
 from pathlib import Path
 
 from transfer.core.errors import PipelineError
-from transfer.core.io import locked_folder, write_text
+from transfer.core.io import update_mapping_file
 from transfer.data.images import find_images
 
 LABELS = "data/labels.csv"
@@ -109,25 +109,18 @@ def label_rows(path):
         return {row["path"]: row["class"] for row in csv.DictReader(file)}
 
 
+def labels_text(labels):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(LABEL_COLUMNS)
+    writer.writerows(labels.items())
+    return buffer.getvalue()
+
+
 def update_labels(changes, path=LABELS):
     """Apply {pool path: class, drop, or None to remove its line} at once, under the folder's
     lock and by one atomic rename; returns the lines' classes before (what undo writes back)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked_folder(path.parent):
-        labels = label_rows(path)
-        previous = {photo: labels.get(photo) for photo in changes}
-        for photo, label in changes.items():
-            if label is None:
-                labels.pop(photo, None)
-            else:
-                labels[photo] = label
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(LABEL_COLUMNS)
-        writer.writerows(labels.items())
-        write_text(path, buffer.getvalue())
-    return previous
+    return update_mapping_file(path, changes, label_rows, labels_text)
 
 
 def labelled_photos(data, class_names, path=LABELS):
